@@ -1,0 +1,32 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import type { RunStatus } from '../states';
+
+/** One run of a workflow: its input, snapshot of the definition, and outcome. */
+@Entity({ name: 'runs', schema: 'drover' })
+@Index('runs_status_created_idx', ['status', 'createdAt'])
+@Index('runs_created_idx', ['createdAt', 'id'])
+export class RunEntity {
+  @PrimaryColumn({ type: 'uuid' }) id!: string;
+  @Column({ type: 'varchar', length: 64 }) workflow!: string;
+  /** Hash of the definition the run started with. */
+  @Column({ name: 'workflow_version', type: 'varchar', length: 64 }) workflowVersion!: string;
+  /** Snapshot of the workflow definition at creation. */
+  @Column({ type: 'jsonb' }) definition!: unknown;
+  @Column({ type: 'varchar', length: 16 }) status!: RunStatus;
+  @Column({ type: 'jsonb', nullable: true }) input!: Record<string, unknown> | null;
+  @Column({ type: 'jsonb', nullable: true }) output!: Record<string, unknown> | null;
+  @Column({ type: 'jsonb', nullable: true }) error!: unknown;
+  @Column({ type: 'varchar', length: 64, default: 'default' }) workspace!: string;
+  @Column({ type: 'integer', default: 0 }) priority!: number;
+  @Column({ name: 'delay_ms', type: 'integer', default: 0 }) delayMs!: number;
+  @Column({ name: 'idempotency_key', type: 'varchar', length: 255, nullable: true }) idempotencyKey!: string | null;
+  /** Bumped by every retry (resume) of the run. */
+  @Column({ type: 'integer', default: 0 }) generation!: number;
+  /** Steps not yet terminal; the run finishes when it reaches 0. */
+  @Column({ name: 'open_steps', type: 'integer' }) openSteps!: number;
+  /** Steps that failed for good in the current generation. */
+  @Column({ name: 'failed_steps', type: 'integer', default: 0 }) failedSteps!: number;
+  @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' }) createdAt!: Date;
+  @Column({ name: 'started_at', type: 'timestamptz', nullable: true }) startedAt!: Date | null;
+  @Column({ name: 'finished_at', type: 'timestamptz', nullable: true }) finishedAt!: Date | null;
+}

@@ -1,0 +1,14 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+
+/** A registered version of a workflow definition (registered by workers at start-up). */
+@Entity({ name: 'workflows', schema: 'drover' })
+@Index('workflows_name_registered_idx', ['name', 'registeredAt'])
+export class WorkflowEntity {
+  @PrimaryColumn({ type: 'varchar', length: 64 }) name!: string;
+  /** Hash of the canonical definition. */
+  @PrimaryColumn({ type: 'varchar', length: 64 }) version!: string;
+  @Column({ type: 'jsonb' }) definition!: unknown;
+  @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' }) createdAt!: Date;
+  /** Last time a worker registered this version; the newest is the current one. */
+  @Column({ name: 'registered_at', type: 'timestamptz', default: () => 'now()' }) registeredAt!: Date;
+}

@@ -1,0 +1,108 @@
+/**
+ * The error hierarchy of drover. Every error carries a stable `code` and says
+ * whether retrying could help (`retryable`).
+ */
+
+/** Base class of every error drover raises on purpose. */
+export class DroverError extends Error {
+  /** Stable machine-readable code, e.g. `invalid_definition`. */
+  readonly code: string;
+  /** Whether the same operation may succeed when tried again. */
+  readonly retryable: boolean;
+  /** Optional structured details (validation issues, offending names). */
+  readonly details?: unknown;
+
+  constructor(code: string, message: string, options: { retryable?: boolean; details?: unknown; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details;
+  }
+}
+
+/**
+ * Thrown by a processor to fail its step at once, without further attempts.
+ * Any error with `retryable === false` has the same effect.
+ */
+export class NonRetryableError extends DroverError {
+  constructor(message: string, options: { details?: unknown; cause?: unknown } = {}) {
+    super('non_retryable', message, { ...options, retryable: false });
+  }
+}
+
+/** An attempt ran longer than its step's `timeoutMs`. Retryable. */
+export class StepTimeoutError extends DroverError {
+  constructor(readonly timeoutMs: number) {
+    super('step_timeout', `step attempt timed out after ${timeoutMs} ms`, { retryable: true });
+  }
+}
+
+/** Configuration (environment, options, CLI flags) is malformed. */
+export class ConfigError extends DroverError {
+  constructor(message: string) {
+    super('invalid_config', message);
+  }
+}
+
+/** A workflow definition is invalid; the message names the workflow and step. */
+export class DefinitionError extends DroverError {
+  constructor(message: string, details?: unknown) {
+    super('invalid_definition', message, { details });
+  }
+}
+
+/**
+ * An error the API answers with: it carries the HTTP status and the contract's
+ * error code (`invalid_request`, `unknown_workflow`, `not_found`, …).
+ */
+export class ApiError extends DroverError {
+  constructor(readonly status: number, code: string, message: string, details?: unknown) {
+    super(code, message, { details });
+  }
+}
+
+/** 400 `invalid_request`. */
+export const invalidRequest = (message: string, details?: unknown) => new ApiError(400, 'invalid_request', message, details);
+/** 404 `not_found`. */
+export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} not found`);
+/** 409 `invalid_state`. */
+export const invalidState = (message: string) => new ApiError(409, 'invalid_state', message);
+/** 422 `unknown_workflow`. */
+export const unknownWorkflow = (name: string) => new ApiError(422, 'unknown_workflow', `unknown workflow "${name}"`);
+/** 413 `payload_too_large`. */
+export const payloadTooLarge = (message: string) => new ApiError(413, 'payload_too_large', message);
+
+/** Whether an error thrown by a processor must fail its step without retry. */
+export function isNonRetryable(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { retryable?: unknown }).retryable === false;
+}
+
+/** The JSON form of an error stored on a step or run (never a stack in API output). */
+export interface SerializedError {
+  name: string;
+  message: string;
+  code?: string;
+  retryable?: boolean;
+}
+
+/** Turns anything thrown into the JSON stored in `steps.error`. */
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof Error) {
+    const out: SerializedError = { name: error.name, message: error.message };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string') out.code = code;
+    const retryable = (error as { retryable?: unknown }).retryable;
+    if (typeof retryable === 'boolean') out.retryable = retryable;
+    return out;
+  }
+  return { name: 'Error', message: typeof error === 'string' ? error : safeString(error) };
+}
+
+function safeString(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
