@@ -1,0 +1,45 @@
+import type { Pool, PoolClient } from 'pg';
+import type { DataSource } from 'typeorm';
+
+/** Something that runs parameterised SQL: the pool or a client in a transaction. */
+export interface Queryable {
+  query<R = any>(text: string, params?: unknown[]): Promise<R[]>;
+}
+
+/**
+ * Parameterised SQL over the DataSource's own pg pool: the hot path skips
+ * TypeORM's query runners and entity hydration, as ARCHITECTURE.md asks.
+ */
+export class Sql implements Queryable {
+  constructor(readonly pool: Pool) {}
+
+  /** The pg pool inside a TypeORM DataSource (postgres driver). */
+  static fromDataSource(ds: DataSource): Sql {
+    const pool = (ds.driver as unknown as { master: Pool }).master;
+    if (!pool) throw new Error('DataSource is not initialised');
+    return new Sql(pool);
+  }
+
+  async query<R = any>(text: string, params?: unknown[]): Promise<R[]> {
+    const result = await this.pool.query(text, params as unknown[]);
+    return result.rows as R[];
+  }
+
+  /** Runs `work` in a transaction (READ COMMITTED), rolling back on any error. */
+  async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
+    const client: PoolClient = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const tx: Queryable = { query: async (text, params) => (await client.query(text, params as unknown[])).rows };
+      const result = await work(tx);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => { broken = true; });
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+}

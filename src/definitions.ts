@@ -1,0 +1,189 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { DefinitionError } from './errors';
+import type { DroverModule, Processor, ResolvedStep, ResolvedWorkflow, StepDefinition, WorkflowDefinition } from './types';
+
+/** Workflow names: `[a-z0-9][a-z0-9._-]{0,63}`. */
+export const WORKFLOW_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+/** Step names. */
+export const STEP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** Queue names (no `:`; BullMQ forbids it). */
+export const QUEUE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+/** BullMQ's largest priority. */
+export const MAX_PRIORITY = 2_097_152;
+const DAY_MS = 86_400_000;
+
+const backoffSchema = z.strictObject({
+  type: z.enum(['fixed', 'exponential'], { error: 'backoff.type must be "fixed" or "exponential"' }),
+  delayMs: z.number().int().min(0).max(DAY_MS),
+});
+
+const stepSchema = z.strictObject({
+  name: z.string().regex(STEP_NAME, 'must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}'),
+  processor: z.string().min(1).max(128),
+  dependsOn: z.array(z.string()).max(1000).optional(),
+  attempts: z.number().int().min(1).max(100).optional(),
+  backoff: backoffSchema.optional(),
+  delayMs: z.number().int().min(0).max(30 * DAY_MS).optional(),
+  timeoutMs: z.number().int().min(1).max(DAY_MS).optional(),
+  queue: z.string().regex(QUEUE_NAME, 'must match [a-z0-9][a-z0-9_-]{0,63}').optional(),
+  priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
+});
+
+const workflowSchema = z.strictObject({
+  name: z.string().regex(WORKFLOW_NAME, 'must match [a-z0-9][a-z0-9._-]{0,63}'),
+  failFast: z.boolean().optional(),
+  steps: z.array(stepSchema).min(1, 'a workflow needs at least one step').max(10_000),
+  // Carried through when a stored (resolved) definition is validated again.
+  version: z.string().optional(),
+});
+
+/** Default options of a step. */
+export const STEP_DEFAULTS = {
+  attempts: 3,
+  backoff: { type: 'exponential', delayMs: 1000 } as const,
+  delayMs: 0,
+  queue: 'default',
+  priority: 0,
+};
+
+/**
+ * Validates a workflow definition and resolves every default. Throws
+ * `DefinitionError` naming the workflow and step: bad option types and ranges,
+ * duplicate step names, unknown `dependsOn`, cycles (the cycle is named), and
+ * unknown processors when `processors` is given.
+ */
+export function resolveWorkflow(definition: unknown, processors?: Record<string, unknown>): ResolvedWorkflow {
+  const label = workflowLabel(definition);
+  const parsed = workflowSchema.safeParse(definition);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new DefinitionError(`${label}${describePath(definition, issue.path)}: ${issue.message}`, { path: issue.path });
+  }
+  const wf = parsed.data as WorkflowDefinition;
+  const names = new Set<string>();
+  for (const step of wf.steps) {
+    if (names.has(step.name)) throw new DefinitionError(`${label}: duplicate step name "${step.name}"`);
+    names.add(step.name);
+  }
+  for (const step of wf.steps) {
+    const deps = step.dependsOn ?? [];
+    const seen = new Set<string>();
+    for (const dep of deps) {
+      if (dep === step.name) throw new DefinitionError(`${label}, step "${step.name}": depends on itself`);
+      if (!names.has(dep)) throw new DefinitionError(`${label}, step "${step.name}": dependsOn names unknown step "${dep}"`);
+      if (seen.has(dep)) throw new DefinitionError(`${label}, step "${step.name}": dependsOn lists "${dep}" twice`);
+      seen.add(dep);
+    }
+    if (processors && typeof processors[step.processor] !== 'function') {
+      throw new DefinitionError(`${label}, step "${step.name}": unknown processor "${step.processor}"`);
+    }
+  }
+  const cycle = findCycle(wf.steps);
+  if (cycle) throw new DefinitionError(`${label}: dependency cycle ${cycle.join(' → ')}`, { cycle });
+
+  const steps: ResolvedStep[] = wf.steps.map((s: StepDefinition) => ({
+    name: s.name,
+    processor: s.processor,
+    dependsOn: s.dependsOn ?? [],
+    attempts: s.attempts ?? STEP_DEFAULTS.attempts,
+    backoff: s.backoff ?? { ...STEP_DEFAULTS.backoff },
+    delayMs: s.delayMs ?? STEP_DEFAULTS.delayMs,
+    timeoutMs: s.timeoutMs ?? null,
+    queue: s.queue ?? STEP_DEFAULTS.queue,
+    priority: s.priority ?? STEP_DEFAULTS.priority,
+  }));
+  const body = { name: wf.name, failFast: wf.failFast ?? false, steps };
+  return { ...body, version: hashDefinition(body) };
+}
+
+/** Validates a module's workflows and processors together. */
+export function resolveModule(mod: DroverModule, source = 'module'): { workflows: ResolvedWorkflow[]; processors: Record<string, Processor> } {
+  if (typeof mod !== 'object' || mod === null) throw new DefinitionError(`${source} must export an object with workflows and processors`);
+  const processors = mod.processors ?? {};
+  if (typeof processors !== 'object' || processors === null || Array.isArray(processors)) {
+    throw new DefinitionError(`${source}: processors must be an object of functions by name`);
+  }
+  for (const [name, fn] of Object.entries(processors)) {
+    if (typeof fn !== 'function') throw new DefinitionError(`${source}: processor "${name}" is not a function`);
+  }
+  const list = mod.workflows ?? [];
+  if (!Array.isArray(list)) throw new DefinitionError(`${source}: workflows must be an array`);
+  const workflows = list.map((wf) => resolveWorkflow(wf, processors));
+  const seen = new Set<string>();
+  for (const wf of workflows) {
+    if (seen.has(wf.name)) throw new DefinitionError(`${source}: duplicate workflow name "${wf.name}"`);
+    seen.add(wf.name);
+  }
+  return { workflows, processors: processors as Record<string, Processor> };
+}
+
+/** Typed identity helper for a workflow definition. */
+export function defineWorkflow<const W extends WorkflowDefinition>(workflow: W): W {
+  return workflow;
+}
+
+/** Typed identity helper for a processor. */
+export function defineProcessor<Input = Record<string, unknown>, Output = unknown>(processor: Processor<Input, Output>): Processor<Input, Output> {
+  return processor;
+}
+
+/** Names of the steps no other step depends on (their outputs form the run output). */
+export function sinkSteps(steps: ResolvedStep[]): string[] {
+  const used = new Set(steps.flatMap((s) => s.dependsOn));
+  return steps.filter((s) => !used.has(s.name)).map((s) => s.name);
+}
+
+function hashDefinition(body: unknown): string {
+  return createHash('sha256').update(canonicalJson(body)).digest('hex').slice(0, 16);
+}
+
+/** JSON with sorted object keys, so equal definitions hash equally. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined).sort(([a], [b]) => (a < b ? -1 : 1));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function workflowLabel(definition: unknown): string {
+  const name = (definition as { name?: unknown } | null)?.name;
+  return typeof name === 'string' && name.length <= 64 ? `workflow "${name}"` : 'workflow';
+}
+
+function describePath(definition: unknown, path: PropertyKey[]): string {
+  if (path[0] === 'steps' && typeof path[1] === 'number') {
+    const step = (definition as { steps?: Array<{ name?: unknown }> }).steps?.[path[1]];
+    const name = typeof step?.name === 'string' && step.name.length <= 64 ? `"${step.name}"` : `#${path[1] + 1}`;
+    const rest = path.slice(2).join('.');
+    return `, step ${name}${rest ? `: ${rest}` : ''}`;
+  }
+  return path.length ? `: ${path.join('.')}` : '';
+}
+
+function findCycle(steps: StepDefinition[]): string[] | undefined {
+  const deps = new Map(steps.map((s) => [s.name, s.dependsOn ?? []]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const stack: string[] = [];
+  const visit = (name: string): string[] | undefined => {
+    if (state.get(name) === 'done') return undefined;
+    if (state.get(name) === 'visiting') return [...stack.slice(stack.indexOf(name)), name];
+    state.set(name, 'visiting');
+    stack.push(name);
+    for (const dep of deps.get(name) ?? []) {
+      const cycle = visit(dep);
+      if (cycle) return cycle;
+    }
+    stack.pop();
+    state.set(name, 'done');
+    return undefined;
+  };
+  for (const s of steps) {
+    const cycle = visit(s.name);
+    // Reported in execution order: a → b means b depends on a.
+    if (cycle) return cycle.reverse();
+  }
+  return undefined;
+}

@@ -1,0 +1,75 @@
+import type { JobsOptions } from 'bullmq';
+import type { Logger } from 'pino';
+import { withInfraRetry } from './infra/retry';
+import type { QueueBackend, StepJobData } from './queue-backend';
+import type { ReadyStep } from './step-store';
+
+/** Completed and failed jobs kept for Bull Board; older ones are trimmed by BullMQ. */
+export const KEEP_COMPLETED_JOBS = 1000;
+export const KEEP_FAILED_JOBS = 5000;
+
+/**
+ * The BullMQ job id of a step: derived from the step id and its generation, so
+ * enqueuing twice is harmless, and a retried (resumed) step gets a fresh id.
+ */
+export function jobIdOf(stepId: string, generation: number): string {
+  return `${stepId}-g${generation}`;
+}
+
+/** BullMQ options of a step's job. */
+export function jobOptionsOf(step: ReadyStep): JobsOptions {
+  const priority = step.options.priority || step.runPriority || 0;
+  const delay = step.options.delayMs + (step.extraDelayMs ?? 0);
+  return {
+    jobId: jobIdOf(step.id, step.generation),
+    // Postgres counts attempts; BullMQ gets the ones left (a re-created job resumes the count).
+    attempts: Math.max(1, step.maxAttempts - step.attempt),
+    backoff: { type: step.options.backoff.type, delay: step.options.backoff.delayMs },
+    ...(delay > 0 ? { delay } : {}),
+    ...(priority > 0 ? { priority } : {}),
+    removeOnComplete: { count: KEEP_COMPLETED_JOBS },
+    removeOnFail: { count: KEEP_FAILED_JOBS },
+  };
+}
+
+/**
+ * Enqueues ready steps after their transaction committed, in one bulk call per
+ * queue. A failure here loses nothing: the rows say `queued`, and the
+ * reconciler enqueues what is missing. So it logs instead of throwing.
+ */
+export class Dispatcher {
+  constructor(private readonly backend: QueueBackend, private readonly logger: Logger) {}
+
+  async enqueue(steps: ReadyStep[]): Promise<void> {
+    if (steps.length === 0) return;
+    const byQueue = new Map<string, ReadyStep[]>();
+    for (const step of steps) {
+      const list = byQueue.get(step.queue);
+      if (list) list.push(step);
+      else byQueue.set(step.queue, [step]);
+    }
+    await Promise.all([...byQueue].map(async ([queue, list]) => {
+      const jobs = list.map((s) => ({
+        name: s.processor,
+        data: { stepId: s.id, runId: s.runId, generation: s.generation } satisfies StepJobData,
+        opts: jobOptionsOf(s),
+      }));
+      try {
+        await withInfraRetry(() => this.backend.queue(queue).addBulk(jobs), { maxElapsedMs: 5000 });
+      } catch (error) {
+        this.logger.warn({ err: error, queue, steps: list.length }, 'enqueue failed; the reconciler will enqueue these steps');
+      }
+    }));
+  }
+
+  /** Removes the jobs of steps that will not run (cancelled); best effort. */
+  async remove(steps: Array<{ id: string; queue: string; generation: number }>): Promise<void> {
+    await Promise.all(steps.map(async (s) => {
+      try {
+        await this.backend.queue(s.queue).remove(jobIdOf(s.id, s.generation));
+      } catch {
+        // An active (locked) job cannot be removed: its worker sees the cancel and drops it.
+      }
+    }));
+  }
+}

@@ -1,0 +1,133 @@
+import { createPostgresBackend, DEFAULT_SCHEMA, Queue, Worker, withBackend, type Processor as BullProcessor, type WorkerOptions as BullWorkerOptions } from 'bullmq';
+import IORedis from 'ioredis';
+import { Pool } from 'pg';
+
+/** Which store carries the BullMQ queues. */
+export type QueueBackendKind = 'redis' | 'postgres';
+
+/** Options of the queue backend. */
+export interface QueueBackendOptions {
+  /** Postgres URL; holds the queues when `redisUrl` is unset. */
+  databaseUrl: string;
+  /** Redis URL; when set, the queues live in Redis. */
+  redisUrl?: string;
+  /** Prefix of every queue name, so several drovers (or tests) share one store. Default `drover`. */
+  namespace?: string;
+}
+
+/** What a step job carries (the step row holds the rest). */
+export interface StepJobData {
+  stepId: string;
+  runId: string;
+  generation: number;
+}
+
+const PgBull = withBackend(createPostgresBackend);
+
+/**
+ * The one place that knows which BullMQ backend is in use. Everything else asks
+ * it for queues and workers by drover queue name, so the engine has one code
+ * path for Redis and for BullMQ's PostgreSQL backend.
+ */
+export class QueueBackend {
+  readonly kind: QueueBackendKind;
+  readonly namespace: string;
+  private readonly queues = new Map<string, Queue<StepJobData>>();
+  private redis?: IORedis;
+  private pgPool?: Pool;
+  private closed = false;
+
+  constructor(private readonly options: QueueBackendOptions) {
+    this.kind = options.redisUrl ? 'redis' : 'postgres';
+    this.namespace = options.namespace ?? 'drover';
+  }
+
+  /** The BullMQ queue name of a drover queue. */
+  bullName(queue: string): string {
+    return `${this.namespace}.${queue}`;
+  }
+
+  /** The drover queue name of a BullMQ queue name (undefined when not ours). */
+  droverName(bullName: string): string | undefined {
+    const prefix = `${this.namespace}.`;
+    return bullName.startsWith(prefix) ? bullName.slice(prefix.length) : undefined;
+  }
+
+  /** The producer-side queue (cached, shares one connection). */
+  queue(queue: string): Queue<StepJobData> {
+    let q = this.queues.get(queue);
+    if (!q) {
+      if (this.closed) throw new Error('queue backend is closed');
+      q = this.kind === 'redis'
+        ? new Queue<StepJobData>(this.bullName(queue), { connection: this.redisClient() })
+        : (new PgBull.Queue<StepJobData>(this.bullName(queue), { connection: this.pool() }) as unknown as Queue<StepJobData>);
+      q.on('error', () => undefined); // surfaced through the failing calls instead
+      this.queues.set(queue, q);
+    }
+    return q;
+  }
+
+  /** Queues created so far. */
+  knownQueues(): string[] {
+    return [...this.queues.keys()];
+  }
+
+  /** A BullMQ worker on a drover queue, with its own connections. */
+  createWorker(queue: string, processor: BullProcessor<StepJobData>, options: Omit<BullWorkerOptions, 'connection'>): Worker<StepJobData> {
+    if (this.kind === 'redis') {
+      return new Worker<StepJobData>(this.bullName(queue), processor, {
+        ...options,
+        connection: { url: this.options.redisUrl!, maxRetriesPerRequest: null },
+      });
+    }
+    return new PgBull.Worker<StepJobData>(this.bullName(queue), processor, {
+      ...options,
+      connection: { connectionString: this.options.databaseUrl, max: 4, application_name: 'drover-queue-worker' },
+    }) as unknown as Worker<StepJobData>;
+  }
+
+  /** Checks the store answers (for `/ready`). */
+  async ping(): Promise<void> {
+    if (this.kind === 'redis') {
+      await this.redisClient().ping();
+    } else {
+      await this.pool().query('SELECT 1');
+    }
+  }
+
+  /** Closes the queues and shared connections. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
+    this.queues.clear();
+    if (this.redis) {
+      this.redis.disconnect();
+      this.redis = undefined;
+    }
+    if (this.pgPool) {
+      await this.pgPool.end().catch(() => undefined);
+      this.pgPool = undefined;
+    }
+  }
+
+  private redisClient(): IORedis {
+    if (!this.redis) {
+      // Producer calls fail fast while Redis is away; the reconciler re-enqueues later.
+      this.redis = new IORedis(this.options.redisUrl!, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false });
+      this.redis.on('error', () => undefined);
+    }
+    return this.redis;
+  }
+
+  private pool(): Pool {
+    if (!this.pgPool) {
+      // BullMQ's SQL is unqualified: a pool we build must pin its search_path to the bullmq schema.
+      this.pgPool = new Pool({
+        connectionString: this.options.databaseUrl, max: 6, application_name: 'drover-queue',
+        options: `-c search_path=${DEFAULT_SCHEMA}`,
+      });
+      this.pgPool.on('error', () => undefined);
+    }
+    return this.pgPool;
+  }
+}

@@ -1,0 +1,213 @@
+import type { Logger } from 'pino';
+import type { PoolClient } from 'pg';
+import type { Sql } from './db/sql';
+import { jobIdOf, type Dispatcher } from './dispatcher';
+import { metrics } from './metrics';
+import type { QueueBackend } from './queue-backend';
+import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
+
+/** Options of the reconciler. */
+export interface ReconcilerOptions {
+  /** Time between passes. Default 10 000 ms. */
+  intervalMs?: number;
+  /** A `queued` step is checked against the queue once it has waited this long. Default 15 000 ms. */
+  queuedGraceMs?: number;
+  /** A worker whose heartbeat is older than this is gone. Default 30 000 ms. */
+  heartbeatTimeoutMs?: number;
+  /** Steps examined per pass and kind. Default 1 000. */
+  batchSize?: number;
+}
+
+/** What one pass repaired. */
+export interface ReconcileReport {
+  /** False when another process held the reconciler lock. */
+  ran: boolean;
+  workersGone: number;
+  requeued: number;
+  reenqueued: number;
+  runsFinished: number;
+  jobsRemoved: number;
+}
+
+// Arbitrary constant: one reconciler pass at a time across every process.
+const RECONCILER_LOCK_KEY = 7_312_004_512;
+const ACTOR = 'reconciler';
+const LIVE_JOB_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
+
+/**
+ * Repairs drift between Postgres (the truth) and the queue (disposable):
+ * queued steps without a live job are enqueued again (a crash between commit
+ * and enqueue, Redis restarted empty, evicted keys); running steps of gone
+ * workers whose job is lost are re-queued; runs whose steps are all terminal
+ * are finished; jobs of terminal steps are removed. Every repair is an audit
+ * event with actor `reconciler` and a metric.
+ */
+export class Reconciler {
+  private readonly o: Required<ReconcilerOptions>;
+  private timer?: NodeJS.Timeout;
+  private running?: Promise<unknown>;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: { sql: Sql; backend: QueueBackend; store: StepStore; dispatcher: Dispatcher; logger: Logger; queues: string[] },
+    options: ReconcilerOptions = {},
+  ) {
+    this.o = {
+      intervalMs: options.intervalMs ?? 10_000,
+      queuedGraceMs: options.queuedGraceMs ?? 15_000,
+      heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 30_000,
+      batchSize: options.batchSize ?? 1000,
+    };
+  }
+
+  start(): void {
+    const tick = () => {
+      if (this.stopped) return;
+      this.running = this.reconcile()
+        .catch((err) => this.deps.logger.warn({ err }, 'reconciler pass failed'))
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.o.intervalMs);
+          this.timer?.unref();
+        });
+    };
+    this.timer = setTimeout(tick, Math.min(this.o.intervalMs, 1000));
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+
+  /** One pass, if no other process is in one. */
+  async reconcile(): Promise<ReconcileReport> {
+    const report: ReconcileReport = { ran: false, workersGone: 0, requeued: 0, reenqueued: 0, runsFinished: 0, jobsRemoved: 0 };
+    const client: PoolClient = await this.deps.sql.pool.connect();
+    let broken = false;
+    try {
+      // A transaction-scoped advisory lock: released at commit, or when the connection dies.
+      await client.query('BEGIN');
+      const { rows } = await client.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [RECONCILER_LOCK_KEY]);
+      if (!rows[0].locked) return report;
+      report.ran = true;
+      await this.markGoneWorkers(report);
+      await this.requeueLostRunning(report);
+      await this.reenqueueMissingJobs(report);
+      await this.finishSettledRuns(report);
+      await this.removeJobsOfTerminalSteps(report);
+      return report;
+    } catch (error) {
+      broken = true;
+      throw error;
+    } finally {
+      await client.query('COMMIT').catch(() => { broken = true; });
+      client.release(broken);
+      const repairs = report.requeued + report.reenqueued + report.runsFinished + report.jobsRemoved + report.workersGone;
+      if (repairs) this.deps.logger.info({ ...report }, 'reconciler repaired drift');
+    }
+  }
+
+  private async markGoneWorkers(report: ReconcileReport): Promise<void> {
+    const rows = await this.deps.sql.query(`
+      UPDATE drover.workers SET status = 'gone', stopped_at = now()
+       WHERE status = 'active' AND last_heartbeat_at < now() - make_interval(secs => $1::double precision / 1000)
+      RETURNING id`, [this.o.heartbeatTimeoutMs]);
+    report.workersGone = rows.length;
+    if (rows.length) metrics.reconcilerRepairs.inc({ kind: 'worker_gone' }, rows.length);
+  }
+
+  /** Running steps held by workers that are no longer active, whose job is not active either. */
+  private async requeueLostRunning(report: ReconcileReport): Promise<void> {
+    const rows = await this.deps.sql.query(`
+      SELECT s.id, s.queue, s.generation, s.lease FROM drover.steps s
+       WHERE s.status = 'running'
+         AND NOT EXISTS (SELECT 1 FROM drover.workers w WHERE w.id = s.worker_id AND w.status = 'active')
+       ORDER BY s.started_at LIMIT $1`, [this.o.batchSize]);
+    const ready: ReadyStep[] = [];
+    for (const row of rows) {
+      const state = await this.jobState(row.queue, jobIdOf(row.id, row.generation));
+      if (state === 'active') continue; // BullMQ's stall detection will hand it to a live worker
+      if (state !== 'missing' && !LIVE_JOB_STATES.has(state)) await this.removeJob(row.queue, jobIdOf(row.id, row.generation));
+      const step = await this.deps.store.requeueLostStep(row.id, row.lease, ACTOR, `worker gone; job ${state}`);
+      if (step) ready.push(step);
+    }
+    if (ready.length) {
+      await this.deps.dispatcher.enqueue(ready);
+      report.requeued = ready.length;
+      metrics.reconcilerRepairs.inc({ kind: 'running_requeued' }, ready.length);
+    }
+  }
+
+  /** Queued steps whose job is missing, or finished in the queue while the row still says queued. */
+  private async reenqueueMissingJobs(report: ReconcileReport): Promise<void> {
+    const rows = await this.deps.sql.query(`
+      SELECT s.id, s.run_id, s.processor, s.queue, s.generation, s.attempt, s.max_attempts, s.options, r.priority AS run_priority,
+             r.delay_ms, cardinality(s.depends_on) = 0 AS root
+        FROM drover.steps s JOIN drover.runs r ON r.id = s.run_id
+       WHERE s.status = 'queued' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000)
+       ORDER BY s.queued_at LIMIT $2`, [this.o.queuedGraceMs, this.o.batchSize]);
+    const missing: ReadyStep[] = [];
+    await Promise.all(rows.map(async (row) => {
+      const jobId = jobIdOf(row.id, row.generation);
+      const state = await this.jobState(row.queue, jobId);
+      if (LIVE_JOB_STATES.has(state)) return;
+      if (state !== 'missing') await this.removeJob(row.queue, jobId);
+      missing.push({ ...toReadyStep(row), extraDelayMs: 0 });
+    }));
+    if (missing.length === 0) return;
+    // Audit first: the row is the truth; a crash before enqueue is found by the next pass.
+    const byRun = new Map<string, string[]>();
+    for (const s of missing) byRun.set(s.runId, [...(byRun.get(s.runId) ?? []), s.id]);
+    await this.deps.sql.query(`
+      INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+      SELECT 'step.reenqueued', r, s, $3, '{"reason":"queued step had no live job"}'::jsonb
+        FROM unnest($1::uuid[], $2::uuid[]) AS t(r, s)`,
+    [missing.map((s) => s.runId), missing.map((s) => s.id), ACTOR]);
+    await this.deps.dispatcher.enqueue(missing);
+    report.reenqueued = missing.length;
+    metrics.reconcilerRepairs.inc({ kind: 'queued_reenqueued' }, missing.length);
+  }
+
+  /** Runs whose steps are all terminal but which did not finish (a crash between the two statements). */
+  private async finishSettledRuns(report: ReconcileReport): Promise<void> {
+    const rows = await this.deps.sql.query(`
+      SELECT id FROM drover.runs WHERE status IN ('pending', 'running') AND open_steps = 0 LIMIT $1`, [this.o.batchSize]);
+    for (const row of rows) {
+      const status = await this.deps.store.finishRun(this.deps.sql, row.id, ACTOR);
+      if (status) {
+        report.runsFinished++;
+        metrics.runsFinished.inc({ status });
+      }
+    }
+    if (report.runsFinished) metrics.reconcilerRepairs.inc({ kind: 'run_finished' }, report.runsFinished);
+  }
+
+  /** Waiting or delayed jobs whose step is already terminal (or of an older generation). */
+  private async removeJobsOfTerminalSteps(report: ReconcileReport): Promise<void> {
+    for (const queue of this.deps.queues) {
+      const jobs = await this.deps.backend.queue(queue).getJobs(['waiting', 'delayed', 'prioritized'], 0, this.o.batchSize - 1);
+      const candidates = jobs.filter((j) => j?.data?.stepId);
+      if (candidates.length === 0) continue;
+      const live = await this.deps.sql.query(`
+        SELECT id, generation FROM drover.steps WHERE id = ANY ($1::uuid[]) AND status IN ('queued', 'running')`,
+      [candidates.map((j) => j.data.stepId)]);
+      const liveIds = new Set(live.map((r) => jobIdOf(r.id, r.generation)));
+      for (const job of candidates) {
+        if (liveIds.has(job.id!)) continue;
+        await this.removeJob(queue, job.id!);
+        report.jobsRemoved++;
+      }
+    }
+    if (report.jobsRemoved) metrics.reconcilerRepairs.inc({ kind: 'job_removed' }, report.jobsRemoved);
+  }
+
+  private async jobState(queue: string, jobId: string): Promise<string> {
+    const state = await this.deps.backend.queue(queue).getJobState(jobId);
+    return state === 'unknown' ? 'missing' : state;
+  }
+
+  private async removeJob(queue: string, jobId: string): Promise<void> {
+    await this.deps.backend.queue(queue).remove(jobId).catch(() => undefined);
+  }
+}

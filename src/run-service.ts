@@ -1,0 +1,273 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Dispatcher } from './dispatcher';
+import type { Queryable, Sql } from './db/sql';
+import { ApiError, invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow } from './errors';
+import { findNonJson, isJsonObject } from './json';
+import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
+import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
+import type { StepOptionsJson } from './entities/step.entity';
+import type { AuditEventView, CreateRunRequest, ListRunsQuery, Page, ResolvedWorkflow, RunView, RunWithSteps } from './types';
+import { RUN_COLUMNS, STEP_COLUMNS, toAuditView, toRunView, toStepView } from './views';
+import type { WorkflowRegistry } from './workflow-registry';
+
+/** Options of the run service. */
+export interface RunServiceOptions {
+  /** Largest run input in bytes of JSON. Default 1 MiB. */
+  maxInputBytes?: number;
+}
+
+/** The outcome of one item of a batch. */
+export type CreateOutcome = { ok: true; run: RunView; created: boolean } | { ok: false; error: ApiError };
+
+interface Prepared {
+  index: number;
+  id: string;
+  request: Required<Pick<CreateRunRequest, 'workflow' | 'workspace'>> & CreateRunRequest;
+  input: Record<string, unknown>;
+  workflow: ResolvedWorkflow;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Whether a string is a well-formed run or step id (others are simply not found). */
+export const isUuid = (value: string): boolean => UUID.test(value);
+
+/**
+ * Creates, reads, lists, cancels and resumes runs. Creation writes runs, steps
+ * and audit events in one transaction and enqueues the root steps after commit.
+ */
+export class RunService {
+  private readonly maxInputBytes: number;
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly store: StepStore,
+    private readonly registry: WorkflowRegistry,
+    private readonly dispatcher: Dispatcher,
+    private readonly logger: Logger,
+    options: RunServiceOptions = {},
+  ) {
+    this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
+  }
+
+  /**
+   * Creates runs in one transaction; each item succeeds or fails on its own
+   * (validation, unknown workflow). An idempotency key already seen in the
+   * workspace gives the existing run (`created: false`).
+   */
+  async createRuns(requests: unknown[], actor: string): Promise<CreateOutcome[]> {
+    const outcomes: CreateOutcome[] = new Array(requests.length);
+    const valid: Array<{ index: number; request: CreateRunRequest; input: Record<string, unknown> }> = [];
+    requests.forEach((raw, index) => {
+      try {
+        valid.push({ index, ...this.validate(raw) });
+      } catch (error) {
+        outcomes[index] = { ok: false, error: error as ApiError };
+      }
+    });
+    const workflows = valid.length ? await this.registry.resolve([...new Set(valid.map((v) => v.request.workflow))]) : new Map();
+    const prepared: Prepared[] = [];
+    for (const v of valid) {
+      const workflow = workflows.get(v.request.workflow);
+      if (!workflow) {
+        outcomes[v.index] = { ok: false, error: unknownWorkflow(v.request.workflow) };
+        continue;
+      }
+      prepared.push({ index: v.index, id: randomUUID(), request: { ...v.request, workspace: v.request.workspace ?? 'default' }, input: v.input, workflow });
+    }
+    if (prepared.length === 0) return outcomes;
+
+    const { created, existing, roots } = await this.sql.transaction((tx) => this.insertRuns(tx, prepared, actor));
+    await this.dispatcher.enqueue(roots);
+    for (const p of prepared) {
+      const row = created.get(p.id);
+      if (row) outcomes[p.index] = { ok: true, created: true, run: toRunView(row) };
+      else outcomes[p.index] = { ok: true, created: false, run: toRunView(existing.get(`${p.request.workspace}\u0000${p.request.idempotencyKey}`)) };
+    }
+    return outcomes;
+  }
+
+  /** Creates one run; throws the ApiError of a bad request. */
+  async createRun(request: CreateRunRequest, actor: string): Promise<{ run: RunView; created: boolean }> {
+    const [outcome] = await this.createRuns([request], actor);
+    if (!outcome.ok) throw outcome.error;
+    return { run: outcome.run, created: outcome.created };
+  }
+
+  private validate(raw: unknown): { request: CreateRunRequest; input: Record<string, unknown> } {
+    const parsed = createRunSchema.safeParse(raw);
+    if (!parsed.success) throw invalidRequest(formatIssue(parsed.error), { issues: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path, message: i.message })) });
+    const request = parsed.data as CreateRunRequest;
+    const rawInput = (request as { input?: unknown }).input;
+    if (rawInput !== undefined && rawInput !== null && !isJsonObject(rawInput)) {
+      throw invalidRequest('input: must be a JSON object');
+    }
+    const input = (rawInput ?? {}) as Record<string, unknown>;
+    const bad = findNonJson(input, 'input');
+    if (bad) throw invalidRequest(bad);
+    const bytes = Buffer.byteLength(JSON.stringify(input));
+    if (bytes > this.maxInputBytes) throw payloadTooLarge(`input is ${bytes} bytes; the limit is ${this.maxInputBytes}`);
+    return { request, input };
+  }
+
+  private async insertRuns(tx: Queryable, prepared: Prepared[], actor: string) {
+    const inserted = await tx.query(`
+      INSERT INTO drover.runs (id, workflow, workflow_version, definition, status, input, workspace, priority, delay_ms, idempotency_key, open_steps)
+      SELECT id, wf, ver, def, 'pending', inp, ws, pri, dly, ikey, n
+        FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::int[], $8::int[], $9::text[], $10::int[])
+             AS t(id, wf, ver, def, inp, ws, pri, dly, ikey, n)
+      ON CONFLICT (workspace, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+      RETURNING ${RUN_COLUMNS}`, [
+      prepared.map((p) => p.id),
+      prepared.map((p) => p.workflow.name),
+      prepared.map((p) => p.workflow.version),
+      prepared.map((p) => JSON.stringify(p.workflow)),
+      prepared.map((p) => JSON.stringify(p.input)),
+      prepared.map((p) => p.request.workspace),
+      prepared.map((p) => p.request.priority ?? 0),
+      prepared.map((p) => p.request.delayMs ?? 0),
+      prepared.map((p) => p.request.idempotencyKey ?? null),
+      prepared.map((p) => p.workflow.steps.length),
+    ]);
+    const created = new Map<string, any>(inserted.map((r) => [r.id, r]));
+    const existing = new Map<string, any>();
+    const missing = prepared.filter((p) => !created.has(p.id));
+    if (missing.length) {
+      // Lost the race on an idempotency key (or repeated it): return the run that holds it.
+      const rows = await tx.query(`
+        SELECT ${RUN_COLUMNS} FROM drover.runs r
+          JOIN unnest($1::text[], $2::text[]) AS k(ws, ikey) ON r.workspace = k.ws AND r.idempotency_key = k.ikey`,
+      [missing.map((p) => p.request.workspace), missing.map((p) => p.request.idempotencyKey)]);
+      for (const r of rows) existing.set(`${r.workspace}\u0000${r.idempotency_key}`, r);
+    }
+
+    const steps = { id: [] as string[], run: [] as string[], name: [] as string[], proc: [] as string[], queue: [] as string[],
+      status: [] as string[], deps: [] as string[], remaining: [] as number[], max: [] as number[], options: [] as string[] };
+    const roots: ReadyStep[] = [];
+    const audit = { type: [] as string[], run: [] as string[], step: [] as (string | null)[] };
+    for (const p of prepared) {
+      if (!created.has(p.id)) continue;
+      audit.type.push('run.created'); audit.run.push(p.id); audit.step.push(null);
+      for (const s of p.workflow.steps) {
+        const id = randomUUID();
+        const root = s.dependsOn.length === 0;
+        const options: StepOptionsJson = { backoff: s.backoff, delayMs: s.delayMs, timeoutMs: s.timeoutMs, priority: s.priority };
+        steps.id.push(id); steps.run.push(p.id); steps.name.push(s.name); steps.proc.push(s.processor); steps.queue.push(s.queue);
+        steps.status.push(root ? 'queued' : 'pending'); steps.deps.push(JSON.stringify(s.dependsOn));
+        steps.remaining.push(s.dependsOn.length); steps.max.push(s.attempts); steps.options.push(JSON.stringify(options));
+        if (root) {
+          audit.type.push('step.queued'); audit.run.push(p.id); audit.step.push(id);
+          roots.push({ ...toReadyStep({ id, run_id: p.id, processor: s.processor, queue: s.queue, generation: 0, attempt: 0, max_attempts: s.attempts, options }, p.request.priority ?? 0), extraDelayMs: p.request.delayMs ?? 0 });
+        }
+      }
+    }
+    if (steps.id.length) {
+      await tx.query(`
+        INSERT INTO drover.steps (id, run_id, name, processor, queue, status, depends_on, deps_remaining, max_attempts, options, queued_at)
+        SELECT id, run, name, proc, queue, status, ARRAY(SELECT jsonb_array_elements_text(deps)), remaining, maxa, opts,
+               CASE WHEN status = 'queued' THEN now() END
+          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::int[], $9::int[], $10::jsonb[])
+               AS t(id, run, name, proc, queue, status, deps, remaining, maxa, opts)`,
+      [steps.id, steps.run, steps.name, steps.proc, steps.queue, steps.status, steps.deps, steps.remaining, steps.max, steps.options]);
+      await tx.query(`
+        INSERT INTO drover.audit_events (type, run_id, step_id, actor)
+        SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], array_fill($4::text, ARRAY[$5::int]))`,
+      [audit.type, audit.run, audit.step, actor, audit.type.length]);
+    }
+    return { created, existing, roots };
+  }
+
+  /** A run with its steps (in definition order). */
+  async getRun(id: string): Promise<RunWithSteps> {
+    if (!isUuid(id)) throw notFound('run');
+    const [run] = await this.sql.query(`SELECT ${RUN_COLUMNS}, definition FROM drover.runs WHERE id = $1`, [id]);
+    if (!run) throw notFound('run');
+    const steps = await this.sql.query(`SELECT ${STEP_COLUMNS} FROM drover.steps WHERE run_id = $1`, [id]);
+    const order = new Map<string, number>((run.definition.steps as Array<{ name: string }>).map((s, i) => [s.name, i]));
+    steps.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
+    return { ...toRunView(run), steps: steps.map(toStepView) };
+  }
+
+  /** Newest first, keyset-paginated on (created_at, id) so concurrent inserts never shift a page. */
+  async listRuns(query: ListRunsQuery = {}): Promise<Page<RunView>> {
+    const parsed = listRunsSchema.safeParse(query);
+    if (!parsed.success) throw invalidRequest(formatIssue(parsed.error));
+    const q = parsed.data;
+    const limit = q.limit ?? 20;
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const add = (clause: string, value: unknown) => { params.push(value); where.push(clause.replace('?', `$${params.length}`)); };
+    if (q.status) add('status = ?', q.status);
+    if (q.workflow) add('workflow = ?', q.workflow);
+    if (q.workspace) add('workspace = ?', q.workspace);
+    if (q.cursor) {
+      const cursor = decodeCursor(q.cursor);
+      params.push(cursor.at, cursor.id);
+      where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
+    }
+    params.push(limit + 1);
+    const rows = await this.sql.query(`
+      SELECT ${RUN_COLUMNS}, created_at::text AS cursor_at FROM drover.runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params);
+    const more = rows.length > limit;
+    const items = rows.slice(0, limit);
+    const last = items[items.length - 1];
+    return { items: items.map(toRunView), nextCursor: more && last ? encodeCursor(last.cursor_at, last.id) : null };
+  }
+
+  /** The audit trail of a run, oldest first. */
+  async getAudit(id: string): Promise<{ items: AuditEventView[] }> {
+    if (!isUuid(id)) throw notFound('run');
+    const [run] = await this.sql.query(`SELECT 1 FROM drover.runs WHERE id = $1`, [id]);
+    if (!run) throw notFound('run');
+    const rows = await this.sql.query(`SELECT * FROM drover.audit_events WHERE run_id = $1 ORDER BY id`, [id]);
+    return { items: rows.map(toAuditView) };
+  }
+
+  /** Cancels an open run; `invalid_state` when it has finished. */
+  async cancelRun(id: string, actor: string): Promise<RunView> {
+    await this.requireRun(id);
+    const cancelled = await this.store.cancelRun(id, actor);
+    if (!cancelled) throw invalidState(`run ${id} is not pending or running, so it cannot be cancelled`);
+    await this.dispatcher.remove(cancelled.filter((s) => s.previous === 'queued'));
+    return (await this.requireRun(id));
+  }
+
+  /** Resumes a failed or cancelled run; `invalid_state` otherwise. */
+  async retryRun(id: string, actor: string): Promise<RunView> {
+    const before = await this.requireRun(id);
+    const ready = await this.store.retryRun(id, actor);
+    if (!ready) throw invalidState(`run ${id} is ${before.status}; only failed or cancelled runs can be retried`);
+    await this.dispatcher.enqueue(ready);
+    return this.requireRun(id);
+  }
+
+  private async requireRun(id: string): Promise<RunView> {
+    if (!isUuid(id)) throw notFound('run');
+    const [row] = await this.sql.query(`SELECT ${RUN_COLUMNS} FROM drover.runs WHERE id = $1`, [id]);
+    if (!row) throw notFound('run');
+    return toRunView(row);
+  }
+
+  /** The run without its steps (cheap; for polling). */
+  getRunSummary(id: string): Promise<RunView> {
+    return this.requireRun(id);
+  }
+}
+
+function encodeCursor(createdAt: string, id: string): string {
+  // Postgres' text of the timestamp keeps its microseconds; a JS Date would drop them.
+  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
+}
+
+const PG_TIMESTAMP = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?([+-]\d\d(:?\d\d)?|Z)?$/;
+
+function decodeCursor(cursor: string): { at: string; id: string } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (typeof at === 'string' && typeof id === 'string' && isUuid(id) && PG_TIMESTAMP.test(at)) return { at, id };
+  } catch {
+    // fall through
+  }
+  throw invalidRequest('cursor: not a cursor this API returned');
+}

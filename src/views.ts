@@ -1,0 +1,75 @@
+import type { AuditEventView, RunView, StepView, WorkerView } from './types';
+
+const iso = (value: Date | string | null | undefined): string | null =>
+  value === null || value === undefined ? null : new Date(value).toISOString();
+
+/** Columns selected for a run view (snake_case rows from `drover.runs`). */
+export const RUN_COLUMNS = `id, workflow, status, input, output, error, workspace, priority, idempotency_key, created_at, started_at, finished_at`;
+
+/** A `drover.runs` row as the API shows it. */
+export function toRunView(row: any): RunView {
+  return {
+    id: row.id,
+    workflow: row.workflow,
+    status: row.status,
+    input: row.input ?? null,
+    output: row.output ?? null,
+    error: row.error ?? null,
+    workspace: row.workspace,
+    priority: row.priority,
+    idempotencyKey: row.idempotency_key ?? null,
+    createdAt: iso(row.created_at)!,
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+  };
+}
+
+/** Columns selected for a step view. */
+export const STEP_COLUMNS = `id, name, processor, queue, status, depends_on, attempt, output, error, created_at, queued_at, started_at, finished_at`;
+
+/** A `drover.steps` row as the API shows it. */
+export function toStepView(row: any): StepView {
+  return {
+    id: row.id,
+    name: row.name,
+    processor: row.processor,
+    queue: row.queue,
+    status: row.status,
+    dependsOn: row.depends_on ?? [],
+    attempts: row.attempt,
+    output: row.output ?? null,
+    error: row.error ?? null,
+    createdAt: iso(row.created_at)!,
+    queuedAt: iso(row.queued_at),
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+  };
+}
+
+/** A `drover.audit_events` row as the API shows it. */
+export function toAuditView(row: any): AuditEventView {
+  return {
+    id: String(row.id),
+    at: iso(row.at)!,
+    type: row.type,
+    runId: row.run_id,
+    stepId: row.step_id ?? null,
+    actor: row.actor,
+    data: row.data ?? null,
+  };
+}
+
+/** A `drover.workers` row as the API shows it. */
+export function toWorkerView(row: any): WorkerView {
+  return {
+    id: row.id,
+    hostname: row.hostname,
+    pid: row.pid,
+    queues: row.queues,
+    concurrency: row.concurrency,
+    version: row.version,
+    startedAt: iso(row.started_at)!,
+    lastHeartbeatAt: iso(row.last_heartbeat_at)!,
+    status: row.status,
+  };
+}

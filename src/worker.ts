@@ -1,0 +1,210 @@
+import { randomBytes } from 'node:crypto';
+import * as os from 'node:os';
+import type { Worker as BullWorker } from 'bullmq';
+import type { DataSource } from 'typeorm';
+import { createDataSource } from './db/data-source';
+import { Sql } from './db/sql';
+import { resolveModule } from './definitions';
+import { Dispatcher } from './dispatcher';
+import { ConfigError } from './errors';
+import { silentLogger, type Logger } from './logger';
+import { QueueBackend } from './queue-backend';
+import { Reconciler, type ReconcilerOptions } from './reconciler';
+import { StepExecutor } from './step-executor';
+import { StepStore } from './step-store';
+import type { DroverModule, Processor, ResolvedWorkflow, WorkflowDefinition } from './types';
+import { VERSION } from './version';
+import { WorkerRegistry } from './worker-registry';
+import { WorkflowRegistry } from './workflow-registry';
+
+/** Options of a worker process. */
+export interface WorkerOptions {
+  /** Postgres URL (required). */
+  databaseUrl: string;
+  /** Redis URL; unset: BullMQ's PostgreSQL backend in the same database. */
+  redisUrl?: string;
+  /** Queue name prefix shared with the producers. Default `drover`. */
+  namespace?: string;
+  /** The user module (workflows and processors). */
+  module?: DroverModule;
+  /** Workflows, in addition to the module's. */
+  workflows?: WorkflowDefinition[];
+  /** Processors, in addition to the module's. */
+  processors?: Record<string, Processor>;
+  /** Queues to consume. Default: every queue its workflows use. */
+  queues?: string[];
+  /** Steps run at once, per queue. Default 10. */
+  concurrency?: number;
+  /** Heartbeat period. Default 5 000 ms. */
+  heartbeatIntervalMs?: number;
+  /** How long `close()` waits for active steps. Default 30 000 ms. */
+  gracePeriodMs?: number;
+  /** How often active steps check they are still theirs (cancel, takeover). Default 500 ms. */
+  leaseCheckIntervalMs?: number;
+  /** BullMQ lock duration of an active job. Default 30 000 ms. */
+  lockDurationMs?: number;
+  /** BullMQ stalled-job check period. Default 30 000 ms. */
+  stalledIntervalMs?: number;
+  /** The reconciler runs in every worker (one pass at a time across processes). `false` turns it off here. */
+  reconciler?: false | ReconcilerOptions;
+  /** Registry id. Default `<hostname>-<pid>-<random>`. */
+  id?: string;
+  /** Postgres pool size. Default concurrency + 4. */
+  poolSize?: number;
+  logger?: Logger;
+}
+
+type WorkerState = 'idle' | 'running' | 'closing' | 'closed';
+
+/**
+ * A worker process: consumes step jobs from its queues, registers its
+ * workflows and itself, heartbeats, watches the leases of its active steps,
+ * runs the reconciler, and shuts down gracefully.
+ */
+export class DroverWorker {
+  readonly id: string;
+  readonly queues: string[];
+  readonly concurrency: number;
+  private state: WorkerState = 'idle';
+  private readonly logger: Logger;
+  private readonly workflows: ResolvedWorkflow[];
+  private readonly processors: Record<string, Processor>;
+  private ds?: DataSource;
+  private sql?: Sql;
+  private backend?: QueueBackend;
+  private executor?: StepExecutor;
+  private registry?: WorkerRegistry;
+  private reconciler?: Reconciler;
+  private bullWorkers: BullWorker[] = [];
+  private timers: NodeJS.Timeout[] = [];
+  private closing?: Promise<void>;
+
+  constructor(private readonly options: WorkerOptions) {
+    if (!options.databaseUrl) throw new ConfigError('createWorker: databaseUrl is required');
+    const resolved = resolveModule({
+      workflows: [...(options.module?.workflows ?? []), ...(options.workflows ?? [])],
+      processors: { ...(options.module?.processors ?? {}), ...(options.processors ?? {}) },
+    });
+    this.workflows = resolved.workflows;
+    this.processors = resolved.processors;
+    this.concurrency = options.concurrency ?? 10;
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1 || this.concurrency > 10_000) {
+      throw new ConfigError(`concurrency must be a whole number from 1 to 10000 (got ${options.concurrency})`);
+    }
+    const queues = options.queues ?? [...new Set(['default', ...this.workflows.flatMap((w) => w.steps.map((s) => s.queue))])];
+    if (queues.length === 0) throw new ConfigError('a worker needs at least one queue');
+    for (const q of queues) if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(q)) throw new ConfigError(`invalid queue name "${q}"`);
+    this.queues = queues;
+    this.id = options.id ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
+    this.logger = (options.logger ?? silentLogger).child({ worker: this.id });
+  }
+
+  /** Connects, registers, and starts consuming. Resolves once the worker is consuming. */
+  async run(): Promise<void> {
+    if (this.state !== 'idle') throw new Error(`worker is ${this.state}`);
+    this.state = 'running';
+    const o = this.options;
+    this.ds = createDataSource({ url: o.databaseUrl, poolSize: o.poolSize ?? this.concurrency + 4, applicationName: 'drover-worker' });
+    await this.ds.initialize();
+    this.sql = Sql.fromDataSource(this.ds);
+    this.sql.pool.on('error', (err) => this.logger.warn({ err }, 'idle Postgres connection error'));
+    this.backend = new QueueBackend({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, namespace: o.namespace });
+    const store = new StepStore(this.sql);
+    const dispatcher = new Dispatcher(this.backend, this.logger);
+    await new WorkflowRegistry(this.sql).register(this.workflows);
+    this.registry = new WorkerRegistry(this.sql);
+    await this.registry.register({ id: this.id, queues: this.queues, concurrency: this.concurrency, version: VERSION });
+    this.executor = new StepExecutor({ sql: this.sql, store, dispatcher, processors: this.processors, workerId: this.id, logger: this.logger });
+
+    for (const queue of this.queues) {
+      const worker = this.backend.createWorker(queue, this.executor.process, {
+        concurrency: this.concurrency,
+        lockDuration: o.lockDurationMs ?? 30_000,
+        stalledInterval: o.stalledIntervalMs ?? 30_000,
+        maxStalledCount: 5,
+        autorun: false,
+      });
+      worker.on('error', (err) => this.logger.warn({ err, queue }, 'queue worker error'));
+      this.bullWorkers.push(worker);
+    }
+    for (const worker of this.bullWorkers) void worker.run().catch((err) => this.logger.error({ err }, 'queue worker stopped'));
+    await Promise.all(this.bullWorkers.map((w) => w.waitUntilReady()));
+
+    this.every(o.heartbeatIntervalMs ?? 5000, () => this.registry!.heartbeat(this.id));
+    this.every(o.leaseCheckIntervalMs ?? 500, () => this.checkLeases());
+    if (o.reconciler !== false) {
+      this.reconciler = new Reconciler({ sql: this.sql, backend: this.backend, store, dispatcher, logger: this.logger, queues: this.queues }, o.reconciler ?? {});
+      this.reconciler.start();
+    }
+    this.logger.info({ queues: this.queues, concurrency: this.concurrency, backend: this.backend.kind }, 'worker started');
+  }
+
+  /**
+   * Graceful shutdown: stop taking jobs, let active steps finish within the
+   * grace period, then close connections. A step still running at the deadline
+   * is abandoned without writing anything: BullMQ's stall detection and the
+   * fence hand it to another worker.
+   */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.state === 'idle') {
+      this.state = 'closed';
+      return;
+    }
+    this.state = 'closing';
+    for (const t of this.timers) clearInterval(t);
+    await this.reconciler?.stop();
+    const grace = this.options.gracePeriodMs ?? 30_000;
+    const drained = Promise.all(this.bullWorkers.map((w) => w.close()));
+    const timedOut = await Promise.race([drained.then(() => false), sleep(grace).then(() => true)]);
+    if (timedOut) {
+      this.logger.warn({ active: this.executor?.activeAttempts().length }, 'grace period over; abandoning active steps');
+      this.executor?.abandonAll();
+      await Promise.race([Promise.all(this.bullWorkers.map((w) => w.close(true))), sleep(5000)]);
+    }
+    await this.registry?.markStopped(this.id).catch((err) => this.logger.warn({ err }, 'could not mark worker stopped'));
+    await this.backend?.close();
+    await this.ds?.destroy().catch(() => undefined);
+    this.state = 'closed';
+    this.logger.info('worker stopped');
+  }
+
+  /** Aborts active attempts whose step was cancelled or taken over elsewhere. */
+  private async checkLeases(): Promise<void> {
+    const active = this.executor?.activeAttempts().filter((a) => !a.dropped) ?? [];
+    if (active.length === 0) return;
+    const rows = await this.sql!.query(`
+      SELECT a.id FROM unnest($1::uuid[], $2::uuid[]) AS a(id, lease)
+       WHERE NOT EXISTS (SELECT 1 FROM drover.steps s WHERE s.id = a.id AND s.status = 'running' AND s.lease = a.lease)`,
+    [active.map((a) => a.stepId), active.map((a) => a.lease)]);
+    // A step whose success we just recorded is not 'running' either; dropping it then is harmless.
+    if (rows.length) this.executor!.dropLostLeases(new Set(rows.map((r) => r.id)));
+  }
+
+  private every(ms: number, task: () => Promise<unknown>): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.state !== 'running') return;
+      busy = true;
+      task().catch((err) => this.logger.warn({ err }, 'periodic task failed')).finally(() => { busy = false; });
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  /** The registered workflows of this worker. */
+  get registeredWorkflows(): ResolvedWorkflow[] {
+    return this.workflows;
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+
+/** Creates a worker (call `run()` to start it). */
+export function createWorker(options: WorkerOptions): DroverWorker {
+  return new DroverWorker(options);
+}

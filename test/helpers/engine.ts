@@ -1,0 +1,66 @@
+import { Drover } from '../../src/drover';
+import type { Processor, WorkflowDefinition } from '../../src/types';
+import type { DroverWorker, WorkerOptions } from '../../src/worker';
+import { createTestDatabase, redisUrlFor, uniqueNamespace, type BackendKind } from './env';
+
+/** A Drover and the workers of one test, on one backend; `close()` checks nothing is left open. */
+export interface EngineHarness {
+  backend: BackendKind;
+  databaseUrl: string;
+  namespace: string;
+  drover: Drover;
+  /** Starts a worker (registered for cleanup). */
+  startWorker(options: Partial<WorkerOptions> & { workflows?: WorkflowDefinition[]; processors?: Record<string, Processor> }): Promise<DroverWorker>;
+  close(): Promise<void>;
+}
+
+/** Fast timings for tests: short lease checks, heartbeats and reconciler passes. */
+export const FAST_WORKER: Partial<WorkerOptions> = {
+  heartbeatIntervalMs: 500,
+  leaseCheckIntervalMs: 100,
+  gracePeriodMs: 5000,
+  reconciler: false,
+};
+
+/**
+ * Sets up a harness per test on a fresh database copied from the template and
+ * a queue namespace of its own. Use in `beforeEach`/`afterEach`.
+ */
+export async function createEngine(backend: BackendKind, options: { databaseUrl?: string } = {}): Promise<EngineHarness> {
+  const databaseUrl = options.databaseUrl ?? (await createTestDatabase());
+  const namespace = uniqueNamespace();
+  const redisUrl = redisUrlFor(backend);
+  const drover = await Drover.connect({ databaseUrl, redisUrl, namespace });
+  const workers: DroverWorker[] = [];
+  return {
+    backend, databaseUrl, namespace, drover,
+    async startWorker(workerOptions) {
+      const worker = drover.createWorker({ ...FAST_WORKER, ...workerOptions });
+      workers.push(worker);
+      await worker.run();
+      return worker;
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      await drover.close();
+    },
+  };
+}
+
+/** Polls `check` until it returns truthy or the deadline passes. */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
