@@ -313,9 +313,9 @@ export class StepStore {
           queued_at = CASE WHEN x.remaining = 0 THEN now() ELSE NULL END
           FROM (SELECT s.id, (SELECT count(*) FROM drover.steps p
                                WHERE p.run_id = s.run_id AND p.name = ANY (s.depends_on) AND p.status <> 'succeeded')::int AS remaining
-                  FROM drover.steps s WHERE s.id = ANY ($2::uuid[])) x
+                  FROM drover.steps s WHERE s.id = ANY ($1::uuid[])) x
          WHERE c.id = x.id
-        RETURNING ${READY_COLUMNS.split(', ').map((c) => `c.${c}`).join(', ')}, c.status`, [runId, reset.map((r) => r.id)]);
+        RETURNING ${READY_COLUMNS.split(', ').map((c) => `c.${c}`).join(', ')}, c.status`, [reset.map((r) => r.id)]);
       await tx.query(`
         UPDATE drover.runs SET status = 'running', generation = generation + 1, open_steps = $2, failed_steps = 0,
                output = NULL, error = NULL, finished_at = NULL
