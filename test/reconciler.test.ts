@@ -1,0 +1,117 @@
+import IORedis from 'ioredis';
+import { Dispatcher } from '../src/dispatcher';
+import { silentLogger } from '../src/logger';
+import { Reconciler } from '../src/reconciler';
+import { RunService } from '../src/run-service';
+import { StepStore, type ReadyStep } from '../src/step-store';
+import { WorkflowRegistry } from '../src/workflow-registry';
+import { describeEachBackend, testRedisUrl } from './helpers/env';
+import { createEngine, eventually, sleep, type EngineHarness } from './helpers/engine';
+import { Calls } from './helpers/fixtures';
+
+/** A dispatcher that "crashes" between commit and enqueue: it never enqueues. */
+class CrashingDispatcher extends Dispatcher {
+  async enqueue(_steps: ReadyStep[]): Promise<void> {
+    // the process died here
+  }
+}
+
+const FAST_RECONCILER = { intervalMs: 300, queuedGraceMs: 500, heartbeatTimeoutMs: 1500 };
+
+describeEachBackend('the reconciler', (backend) => {
+  let engine: EngineHarness;
+  beforeEach(async () => { engine = await createEngine(backend); });
+  afterEach(async () => { await engine.close(); });
+
+  const reconcilerFor = () => new Reconciler({
+    sql: engine.drover.sql, backend: engine.drover.backend, store: new StepStore(engine.drover.sql),
+    dispatcher: new Dispatcher(engine.drover.backend, silentLogger), logger: silentLogger, queues: ['default'],
+  }, { queuedGraceMs: 0 });
+
+  it('enqueues a step whose commit happened but whose enqueue never did', async () => {
+    const wf = { name: 'lost', steps: [{ name: 'a', processor: 'noop' }] };
+    await engine.drover.registerWorkflows([wf]);
+    const sql = engine.drover.sql;
+    const crashing = new RunService(sql, new StepStore(sql), new WorkflowRegistry(sql), new CrashingDispatcher(engine.drover.backend, silentLogger), silentLogger);
+    const { run } = await crashing.createRun({ workflow: 'lost' }, 'test');
+    const calls = new Calls();
+    await engine.startWorker({ workflows: [wf], processors: { noop: async (ctx) => { calls.record(ctx.step.name); return 'done'; } }, reconciler: FAST_RECONCILER });
+    const finished = await engine.drover.waitForRun(run.id, { timeoutMs: 15_000 });
+    expect(finished.status).toBe('succeeded');
+    expect(calls.get('a')).toBe(1);
+    const audit = (await engine.drover.getAudit(run.id)).items;
+    expect(audit.find((e) => e.type === 'step.reenqueued')).toMatchObject({ actor: 'reconciler' });
+  });
+
+  it('finishes a run whose steps are all terminal, and removes jobs of terminal steps', async () => {
+    const wf = { name: 'settled', steps: [{ name: 'a', processor: 'noop' }] };
+    await engine.drover.registerWorkflows([wf]);
+    const run = await engine.drover.createRun({ workflow: 'settled' });
+    // Crash injected between the step's success and the run's finish: the job is gone, the run still open.
+    await engine.drover.sql.query(`UPDATE drover.steps SET status = 'succeeded', output = '7'::jsonb, finished_at = now() WHERE run_id = $1`, [run.id]);
+    await engine.drover.sql.query(`UPDATE drover.runs SET open_steps = 0 WHERE id = $1`, [run.id]);
+    const report = await reconcilerFor().reconcile();
+    expect(report).toMatchObject({ ran: true, runsFinished: 1, jobsRemoved: 1 });
+    const after = await engine.drover.getRun(run.id);
+    expect(after).toMatchObject({ status: 'succeeded', output: { a: 7 } });
+    expect((await engine.drover.getAudit(run.id)).items.pop()).toMatchObject({ type: 'run.succeeded', actor: 'reconciler' });
+    expect(await engine.drover.backend.queue('default').getJobState(`${after.steps[0].id}-g0`)).toBe('unknown');
+  });
+
+  it('never runs two passes at once', async () => {
+    const client = await engine.drover.sql.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock(7312004512)');
+      expect((await reconcilerFor().reconcile()).ran).toBe(false);
+      await client.query('COMMIT');
+    } finally {
+      client.release();
+    }
+    expect((await reconcilerFor().reconcile()).ran).toBe(true);
+  });
+
+  it('marks a stopped worker stopped and a silent one gone', async () => {
+    const wf = { name: 'hb', steps: [{ name: 'a', processor: 'noop' }] };
+    const stopped = await engine.startWorker({ workflows: [wf], processors: { noop: async () => null } });
+    await engine.startWorker({ workflows: [wf], processors: { noop: async () => null } });
+    await stopped.close();
+    // A worker that stopped heartbeating without closing (its process was killed).
+    await engine.drover.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status, last_heartbeat_at)
+      VALUES ('silent', 'h', 1, '{default}', 1, '0', 'active', now() - interval '1 minute')`);
+    const report = await reconcilerFor().reconcile();
+    expect(report.workersGone).toBe(1);
+    const workers = await engine.drover.listWorkers();
+    expect(Object.fromEntries(workers.map((w) => [w.id, w.status]))).toEqual({ [stopped.id]: 'stopped', silent: 'gone', [workers.find((w) => w.status === 'active')!.id]: 'active' });
+    expect(workers.find((w) => w.id === stopped.id)).toMatchObject({ queues: ['default'], concurrency: 10, pid: process.pid });
+  });
+});
+
+describe('the queue is disposable [redis]', () => {
+  let engine: EngineHarness;
+  beforeEach(async () => { engine = await createEngine('redis'); });
+  afterEach(async () => { await engine.close(); });
+
+  it('finishes 50 running runs after FLUSHALL, completing no step twice', async () => {
+    const calls = new Calls();
+    const wf = { name: 'flushed', steps: [{ name: 'a', processor: 'work' }, { name: 'b', processor: 'work', dependsOn: ['a'] }, { name: 'c', processor: 'work', dependsOn: ['b'] }] };
+    const processors = { work: async (ctx: any) => { calls.record(`${ctx.run.id}:${ctx.step.name}`); await sleep(100); return ctx.step.name; } };
+    await engine.startWorker({ workflows: [wf], processors, concurrency: 10, reconciler: FAST_RECONCILER });
+    await engine.startWorker({ workflows: [wf], processors, concurrency: 10, reconciler: FAST_RECONCILER });
+    const batch = await engine.drover.createRuns(Array.from({ length: 50 }, () => ({ workflow: 'flushed' })));
+    await eventually(async () => {
+      const [r] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM drover.steps WHERE status = 'succeeded'`);
+      return r.n >= 20;
+    }, 20_000, 'some progress');
+    const redis = new IORedis(testRedisUrl());
+    await redis.flushall();
+    redis.disconnect();
+    for (const item of batch.items) expect((await engine.drover.waitForRun(item.id!, { timeoutMs: 45_000 })).status).toBe('succeeded');
+    const [doubled] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM (SELECT step_id FROM drover.audit_events
+      WHERE type = 'step.succeeded' GROUP BY step_id HAVING count(*) > 1) x`);
+    expect(doubled.n).toBe(0);
+    const [repairs] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM drover.audit_events WHERE actor = 'reconciler'`);
+    expect(repairs.n).toBeGreaterThan(0);
+    expect(calls.counts.size).toBe(150);
+  }, 90_000);
+});
