@@ -19,6 +19,8 @@ export interface DroverConfig {
   logLevel: LogLevel;
   /** Largest accepted run input, in bytes of JSON. Default 1 MiB (`DROVER_MAX_INPUT_BYTES`). */
   maxInputBytes: number;
+  /** Prefix of every queue name, shared by servers and workers. Default `drover` (`DROVER_NAMESPACE`). */
+  namespace: string;
 }
 
 /** The pino log levels accepted in `LOG_LEVEL`. */
@@ -27,7 +29,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Environment variables this module understands (others are ignored). */
 export const CONFIG_VARIABLES = [
-  'DATABASE_URL', 'REDIS_URL', 'DROVER_DATA_DIR', 'PORT', 'HOST', 'DROVER_AUTH', 'LOG_LEVEL', 'DROVER_MAX_INPUT_BYTES',
+  'DATABASE_URL', 'REDIS_URL', 'DROVER_DATA_DIR', 'PORT', 'HOST', 'DROVER_AUTH', 'LOG_LEVEL', 'DROVER_MAX_INPUT_BYTES', 'DROVER_NAMESPACE',
 ] as const;
 
 /**
@@ -48,6 +50,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): DroverConfig {
     auth: parseAuth(get('DROVER_AUTH')),
     logLevel: parseLogLevel(get('LOG_LEVEL')),
     maxInputBytes: parseInteger('DROVER_MAX_INPUT_BYTES', get('DROVER_MAX_INPUT_BYTES'), 1024 * 1024, 1, 64 * 1024 * 1024),
+    namespace: parseNamespace(get('DROVER_NAMESPACE')),
   };
 }
 
@@ -85,6 +88,12 @@ function parseAuth(value: string | undefined): boolean {
   if (v === 'on') return true;
   if (v === 'off') return false;
   throw new ConfigError(`DROVER_AUTH must be "on" or "off" (got "${value}")`);
+}
+
+function parseNamespace(value: string | undefined): string {
+  if (value === undefined) return 'drover';
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/.test(value)) throw new ConfigError(`DROVER_NAMESPACE must match [A-Za-z0-9][A-Za-z0-9_-]{0,31} (got "${value}")`);
+  return value;
 }
 
 function parseLogLevel(value: string | undefined): LogLevel {

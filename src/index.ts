@@ -9,3 +9,8 @@ export { migrate } from './db/data-source';
 export type { ReconcilerOptions, ReconcileReport } from './reconciler';
 export type { RunStatus, StepStatus, WorkerStatus } from './states';
 export * from './types';
+export { DroverClient, DroverApiError, ClientWaitTimeoutError, type DroverClientOptions } from './client';
+export { createApp, type AppOptions, type DroverApp } from './http/app';
+export { startServer, type ServerOptions, type DroverServer } from './http/server';
+export { ApiKeyStore, type ApiKeyView, type CreatedApiKey } from './api-keys';
+export { loadUserModule } from './module-loader';

@@ -13,6 +13,7 @@ describe('loadConfig', () => {
       auth: true,
       logLevel: 'info',
       maxInputBytes: 1024 * 1024,
+      namespace: 'drover',
     });
   });
 

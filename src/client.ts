@@ -1,0 +1,165 @@
+import { DroverError } from './errors';
+import { TERMINAL_RUN_STATUSES, type RunStatus } from './states';
+import type {
+  AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunView, RunWithSteps, WorkerView, WorkflowView,
+} from './types';
+
+/** Options of `DroverClient`. */
+export interface DroverClientOptions {
+  /** Where the drover server listens, e.g. `http://127.0.0.1:3000`. */
+  baseUrl: string;
+  /** An API key from `drover keys create` (omit when the server runs with `DROVER_AUTH=off`). */
+  apiKey?: string;
+  /** Limit of one HTTP request. Default 30 000 ms. */
+  timeoutMs?: number;
+  /** The fetch implementation. Default the global `fetch`. */
+  fetch?: typeof fetch;
+}
+
+/**
+ * An error answer of the drover API (`status` and the contract's `code`:
+ * `invalid_request`, `unknown_workflow`, `not_found`, `invalid_state`, …), or
+ * a request that got no answer (`status` 0, `code` `unreachable` or `timeout`).
+ */
+export class DroverApiError extends DroverError {
+  constructor(readonly status: number, code: string, message: string, details?: unknown, cause?: unknown) {
+    super(code, message, { details, cause, retryable: status === 0 || status === 503 || status === 429 });
+  }
+}
+
+/** `waitForRun` reached its deadline; `run` is the last state seen. */
+export class ClientWaitTimeoutError extends DroverError {
+  constructor(readonly run: RunView, timeoutMs: number) {
+    super('wait_timeout', `run ${run.id} is still ${run.status} after ${timeoutMs} ms`, { retryable: true });
+  }
+}
+
+const MAX_BATCH = 1000;
+
+/**
+ * The producer API of `Drover` over HTTP, for services that do not link the
+ * engine: the same method names, the same JSON shapes, and `DroverApiError`
+ * carrying the API's status and code.
+ */
+export class DroverClient {
+  private readonly baseUrl: string;
+  private readonly fetchImpl: typeof fetch;
+
+  constructor(private readonly options: DroverClientOptions) {
+    let url: URL;
+    try {
+      url = new URL(options?.baseUrl);
+    } catch {
+      throw new TypeError(`DroverClient: baseUrl must be an http(s) URL (got ${JSON.stringify(options?.baseUrl)})`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`DroverClient: baseUrl must be an http(s) URL (got ${url.protocol})`);
+    this.baseUrl = url.toString().replace(/\/+$/, '');
+    this.fetchImpl = options.fetch ?? fetch;
+  }
+
+  /** Starts a run (or returns the existing one for a seen idempotency key). */
+  createRun(request: CreateRunRequest): Promise<RunView> {
+    return this.request('POST', '/api/runs', request);
+  }
+
+  /** Starts many runs; each item succeeds or fails on its own. Sent in chunks of 1000. */
+  async createRuns(requests: CreateRunRequest[]): Promise<BatchCreateResult> {
+    if (!Array.isArray(requests)) throw new TypeError('createRuns expects an array of run requests');
+    const out: BatchCreateResult = { created: 0, failed: 0, items: [] };
+    let start = 0;
+    do {
+      const page = await this.request<BatchCreateResult>('POST', '/api/runs/batch', { runs: requests.slice(start, start + MAX_BATCH) });
+      out.created += page.created;
+      out.failed += page.failed;
+      for (const item of page.items) out.items.push({ ...item, index: item.index + start });
+      start += MAX_BATCH;
+    } while (start < requests.length);
+    return out;
+  }
+
+  getRun(id: string): Promise<RunWithSteps> {
+    return this.request('GET', `/api/runs/${encodeURIComponent(id)}`);
+  }
+
+  /** One page, newest first; pass `nextCursor` back as `cursor` for the next. */
+  listRuns(query: ListRunsQuery = {}): Promise<Page<RunView>> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value !== undefined && value !== null) params.set(key, String(value));
+    const qs = params.toString();
+    return this.request('GET', `/api/runs${qs ? `?${qs}` : ''}`);
+  }
+
+  getAudit(id: string): Promise<{ items: AuditEventView[] }> {
+    return this.request('GET', `/api/runs/${encodeURIComponent(id)}/audit`);
+  }
+
+  cancelRun(id: string): Promise<RunView> {
+    return this.request('POST', `/api/runs/${encodeURIComponent(id)}/cancel`);
+  }
+
+  /** Resumes a failed or cancelled run. */
+  retryRun(id: string): Promise<RunView> {
+    return this.request('POST', `/api/runs/${encodeURIComponent(id)}/retry`);
+  }
+
+  /** Polls until the run is terminal; throws `ClientWaitTimeoutError` past `timeoutMs` (default 60 000). */
+  async waitForRun(id: string, options: { timeoutMs?: number; pollMs?: number; until?: RunStatus[] } = {}): Promise<RunWithSteps> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const until = options.until ?? TERMINAL_RUN_STATUSES;
+    const deadline = Date.now() + timeoutMs;
+    let pollMs = options.pollMs ?? 100;
+    for (;;) {
+      const run = await this.getRun(id);
+      if (until.includes(run.status)) return run;
+      if (Date.now() >= deadline) throw new ClientWaitTimeoutError(run, timeoutMs);
+      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(1, deadline - Date.now()))));
+      pollMs = Math.min(pollMs * 1.5, 1000);
+    }
+  }
+
+  async listWorkflows(): Promise<WorkflowView[]> {
+    return (await this.request<{ items: WorkflowView[] }>('GET', '/api/workflows')).items;
+  }
+
+  async listWorkers(): Promise<WorkerView[]> {
+    return (await this.request<{ items: WorkerView[] }>('GET', '/api/workers')).items;
+  }
+
+  private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    const timeoutMs = this.options.timeoutMs ?? 30_000;
+    let response: Response;
+    try {
+      response = await this.fetchImpl(`${this.baseUrl}${path}`, {
+        method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      const name = (error as { name?: string })?.name;
+      if (name === 'TimeoutError' || name === 'AbortError') {
+        throw new DroverApiError(0, 'timeout', `${method} ${path}: no answer within ${timeoutMs} ms`, undefined, error);
+      }
+      const cause = (error as { cause?: { code?: string } })?.cause?.code;
+      throw new DroverApiError(0, 'unreachable', `${method} ${path}: cannot reach ${this.baseUrl}${cause ? ` (${cause})` : ''}`, undefined, error);
+    }
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (!response.ok) {
+      const err = (parsed as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)?.error;
+      throw new DroverApiError(
+        response.status,
+        typeof err?.code === 'string' ? err.code : `http_${response.status}`,
+        typeof err?.message === 'string' ? err.message : `${method} ${path} answered ${response.status} ${response.statusText}`,
+        err?.details,
+      );
+    }
+    if (parsed === undefined) throw new DroverApiError(response.status, 'invalid_response', `${method} ${path}: the answer is not JSON`);
+    return parsed as T;
+  }
+}

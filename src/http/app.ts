@@ -1,0 +1,119 @@
+import express, { type Express, type RequestHandler } from 'express';
+import { ApiKeyStore } from '../api-keys';
+import type { Drover } from '../drover';
+import { silentLogger, type Logger } from '../logger';
+import { registry } from '../metrics';
+import { apiRoutes } from './api-routes';
+import { authenticate } from './auth';
+import { createBullBoardRouter, type BullBoard } from './bull-board';
+import { errorHandler, methodNotAllowed, unknownRoute } from './errors';
+import { addQueueJobSource, JOB_STATES } from './queue-metrics';
+
+/** Options of `createApp`. */
+export interface AppOptions {
+  drover: Drover;
+  /** Require API keys. Default true; false is for local development only. */
+  auth?: boolean;
+  /** Largest request body in bytes. Default the larger of 2 MiB and the run input limit plus 64 KiB. */
+  bodyLimitBytes?: number;
+  /** Largest run input the drover accepts, used for the default body limit. Default 1 MiB. */
+  maxInputBytes?: number;
+  /** How often Bull Board re-reads the queue list. Default 10 000 ms. */
+  queueRefreshIntervalMs?: number;
+  /** Default silent. */
+  logger?: Logger;
+}
+
+/** The express app and what it holds open. */
+export interface DroverApp {
+  app: Express;
+  bullBoard: BullBoard;
+  /** Stops timers and metric sources (the Drover stays open: the caller owns it). */
+  close(): void;
+}
+
+const MiB = 1024 * 1024;
+
+/** One debug line per request (method, path, status, duration); never headers or bodies. */
+function requestLogger(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    res.once('finish', () => {
+      if (!logger.isLevelEnabled('debug')) return;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      logger.debug({ method: req.method, path: req.path, status: res.statusCode, ms: Math.round(ms * 10) / 10 }, 'request');
+    });
+    next();
+  };
+}
+
+/**
+ * The HTTP surface of CONTRACT.md section 3: the JSON API under `/api`, Bull
+ * Board under `/admin/queues`, `/` (redirects to Bull Board until the runs
+ * dashboard lands), and the unauthenticated `/health`, `/ready` and `/metrics`.
+ */
+export function createApp(options: AppOptions): DroverApp {
+  const { drover } = options;
+  const logger = options.logger ?? silentLogger;
+  const auth = options.auth ?? true;
+  const bodyLimit = options.bodyLimitBytes ?? Math.max(2 * MiB, (options.maxInputBytes ?? MiB) + 64 * 1024);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.use(requestLogger(logger));
+
+  app.route('/health')
+    .get((_req, res) => {
+      res.json({ status: 'ok' });
+    })
+    .all(methodNotAllowed(['GET']));
+
+  app.route('/ready')
+    .get(async (_req, res) => {
+      const checks = await drover.checkReady();
+      const ok = checks.postgres && checks.queue;
+      res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'unavailable', checks });
+    })
+    .all(methodNotAllowed(['GET']));
+
+  app.route('/metrics')
+    .get(async (_req, res) => {
+      const text = await registry.metrics();
+      res.setHeader('Content-Type', registry.contentType);
+      res.send(text);
+    })
+    .all(methodNotAllowed(['GET']));
+
+  const requireKey = authenticate(auth ? new ApiKeyStore(drover.sql) : null);
+  const bullBoard = createBullBoardRouter({ drover, logger, refreshIntervalMs: options.queueRefreshIntervalMs });
+  const removeQueueSource = addQueueJobSource(async () => {
+    const counts = await Promise.all(bullBoard.queues().map(async (queue) => {
+      const byState = await drover.backend.queue(queue).getJobCounts(...JOB_STATES);
+      return Object.entries(byState).map(([state, count]) => ({ queue, state, count }));
+    }));
+    return counts.flat();
+  });
+
+  app.use('/api', requireKey, express.json({ limit: bodyLimit, strict: true }), apiRoutes(drover));
+  app.use('/admin', requireKey);
+  app.use('/admin/queues', bullBoard.router);
+  app.route('/')
+    .get(requireKey, (_req, res) => {
+      res.redirect(302, '/admin/queues');
+    })
+    .all(requireKey, methodNotAllowed(['GET']));
+
+  app.use(unknownRoute);
+  app.use(errorHandler(logger));
+
+  return {
+    app,
+    bullBoard,
+    close() {
+      bullBoard.close();
+      removeQueueSource();
+    },
+  };
+}

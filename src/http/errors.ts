@@ -1,0 +1,96 @@
+import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
+import { ApiError } from '../errors';
+import { isTransientError } from '../infra/retry';
+import type { Logger } from '../logger';
+
+/** The JSON body of every error answer: `{"error":{"code","message","details"?}}`. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+/** Sends the contract's error shape. */
+export function sendError(res: Response, status: number, code: string, message: string, details?: unknown): void {
+  const body: ErrorBody = { error: { code, message, ...(details === undefined ? {} : { details }) } };
+  res.status(status).json(body);
+}
+
+/** 404 JSON for any path no route serves. */
+export const unknownRoute: RequestHandler = (req, res) => {
+  sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
+};
+
+/** 405 JSON with an `Allow` header, for a known path asked with another method. */
+export function methodNotAllowed(allowed: string[]): RequestHandler {
+  const allow = allowed.includes('GET') && !allowed.includes('HEAD') ? [...allowed, 'HEAD'] : allowed;
+  return (req, res) => {
+    res.setHeader('Allow', allow.join(', '));
+    sendError(res, 405, 'method_not_allowed', `${req.method} is not allowed on ${req.path}; use ${allowed.join(' or ')}`);
+  };
+}
+
+/** body-parser's error types (`err.type`) of a body the client sent wrong. */
+const BODY_ERRORS: Record<string, string> = {
+  'entity.parse.failed': 'the body is not valid JSON',
+  'encoding.unsupported': 'the body has an unsupported content encoding',
+  'charset.unsupported': 'the body has an unsupported charset',
+  'request.aborted': 'the request was aborted',
+  'request.size.invalid': 'the body is shorter or longer than its Content-Length',
+  'stream.encoding.set': 'the body could not be read',
+  'entity.verify.failed': 'the body could not be verified',
+};
+
+/** Postgres SQLSTATE class 22 (data exception): a value the client sent that Postgres refuses. */
+const isDataException = (error: unknown): boolean => {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && /^22[0-9A-Z]{3}$/.test(code) && typeof (error as { severity?: unknown }).severity === 'string';
+};
+
+/**
+ * The last middleware: turns anything thrown into the contract's error shape.
+ * Client mistakes answer 4xx; a 500 means a real server fault and is logged
+ * with its cause. No answer ever carries a stack trace.
+ */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    if (error instanceof ApiError) {
+      sendError(res, error.status, error.code, error.message, error.details);
+      return;
+    }
+    const type = (error as { type?: unknown })?.type;
+    if (type === 'entity.too.large') {
+      const limit = (error as { limit?: unknown }).limit;
+      sendError(res, 413, 'payload_too_large', `the request body is larger than ${typeof limit === 'number' ? `${limit} bytes` : 'the limit'}`);
+      return;
+    }
+    if (typeof type === 'string' && BODY_ERRORS[type]) {
+      sendError(res, 400, 'invalid_request', BODY_ERRORS[type]);
+      return;
+    }
+    const status = (error as { status?: unknown })?.status;
+    if (typeof status === 'number' && status >= 400 && status < 500 && (error as { expose?: unknown }).expose === true) {
+      // http-errors raised by express itself (e.g. a malformed URI): the client's fault.
+      sendError(res, status === 413 ? 413 : 400, status === 413 ? 'payload_too_large' : 'invalid_request', (error as Error).message);
+      return;
+    }
+    if (error instanceof URIError) {
+      sendError(res, 400, 'invalid_request', 'the URL is not correctly encoded');
+      return;
+    }
+    if (isDataException(error)) {
+      sendError(res, 400, 'invalid_request', `a value in the request is not acceptable: ${(error as Error).message}`);
+      return;
+    }
+    if (isTransientError(error)) {
+      logger.warn({ err: error, method: req.method, path: req.path }, 'request failed: storage unavailable');
+      res.setHeader('Retry-After', '1');
+      sendError(res, 503, 'unavailable', 'a backing service (Postgres or the queue) is unavailable; try again');
+      return;
+    }
+    logger.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    sendError(res, 500, 'internal_error', 'internal server error');
+  };
+}
