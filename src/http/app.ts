@@ -34,6 +34,37 @@ export interface DroverApp {
 
 const MiB = 1024 * 1024;
 
+/** Deepest nesting of objects and arrays a request body may have. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether a JSON text nests objects and arrays deeper than `max`. Checked on
+ * the raw bytes before parsing, so a pathological body costs one linear scan
+ * and never reaches the recursive validators.
+ */
+export function jsonDepthExceeds(buf: Buffer, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  for (let i = 0; i < buf.length; i++) {
+    const c = buf[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === 0x5c) escaped = true;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return false;
+}
+
+const verifyDepth = (_req: unknown, _res: unknown, buf: Buffer) => {
+  // body-parser turns what verify throws into an http error keeping our `type`; errorHandler maps it to 400.
+  if (jsonDepthExceeds(buf, MAX_JSON_DEPTH)) throw Object.assign(new Error(`JSON nests deeper than ${MAX_JSON_DEPTH} levels`), { type: 'json.too.deep' });
+};
+
 /** One debug line per request (method, path, status, duration); never headers or bodies. */
 function requestLogger(logger: Logger): RequestHandler {
   return (req, res, next) => {
@@ -96,7 +127,7 @@ export function createApp(options: AppOptions): DroverApp {
     return counts.flat();
   });
 
-  app.use('/api', requireKey, express.json({ limit: bodyLimit, strict: true }), apiRoutes(drover));
+  app.use('/api', requireKey, express.json({ limit: bodyLimit, strict: true, verify: verifyDepth }), apiRoutes(drover));
   app.use('/admin', requireKey);
   app.use('/admin/queues', bullBoard.router);
   app.route('/')

@@ -37,6 +37,7 @@ const BODY_ERRORS: Record<string, string> = {
   'request.size.invalid': 'the body is shorter or longer than its Content-Length',
   'stream.encoding.set': 'the body could not be read',
   'entity.verify.failed': 'the body could not be verified',
+  'json.too.deep': 'the body nests objects and arrays too deeply (at most 64 levels)',
 };
 
 /** Postgres SQLSTATE class 22 (data exception): a value the client sent that Postgres refuses. */
