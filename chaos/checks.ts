@@ -1,0 +1,154 @@
+import type { Pool } from 'pg';
+import { jobIdOf } from '../src/dispatcher';
+import type { QueueBackend } from '../src/queue-backend';
+import type { RunRecord } from './producer';
+
+/** What the checker found after the system settled. */
+export interface CheckResult {
+  runsAccepted: number;
+  runsInDb: number;
+  steps: number;
+  executions: number;
+  /** Executions beyond the outcomes recorded (lost or dropped attempts). */
+  extraExecutions: number;
+  runsLost: number;
+  doubleCompletions: number;
+  violations: string[];
+}
+
+const TERMINAL_RUN = ['succeeded', 'failed', 'cancelled'];
+const QUEUES = ['default', 'slow'];
+
+/** Waits until no run is open; resolves with the milliseconds it took, or NaN past the deadline. */
+export async function waitForSettle(pool: Pool, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  while (Date.now() - started < timeoutMs) {
+    try {
+      const { rows } = await pool.query(`SELECT count(*)::int AS open FROM drover.runs WHERE status IN ('pending', 'running')`);
+      if (rows[0].open === 0) return Date.now() - started;
+    } catch {
+      // Postgres may still be coming back
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return Number.NaN;
+}
+
+/**
+ * Checks the invariants of ISSUE 8 from Postgres and the queue: every accepted
+ * run is terminal with the outcome its kind implies; no step completed twice
+ * or after a cancel; one run per idempotency key; no waiting or delayed job of
+ * a terminal step; audit trails in causal order per step.
+ */
+export async function checkInvariants(pool: Pool, backend: QueueBackend, records: Iterable<RunRecord>): Promise<CheckResult> {
+  const violations: string[] = [];
+  const add = (v: string) => { if (violations.length < 200) violations.push(v); };
+  const recs = [...records];
+  const runs = new Map<string, any>((await pool.query(`SELECT id, status, idempotency_key FROM drover.runs`)).rows.map((r) => [r.id, r]));
+  const stepRows = (await pool.query(`SELECT id, run_id, name, status, generation FROM drover.steps`)).rows;
+  const stepsByRun = new Map<string, Map<string, string>>();
+  for (const s of stepRows) {
+    if (!stepsByRun.has(s.run_id)) stepsByRun.set(s.run_id, new Map());
+    stepsByRun.get(s.run_id)!.set(s.name, s.status);
+  }
+
+  let runsAccepted = 0;
+  let runsLost = 0;
+  for (const r of recs) {
+    if (r.ids.size > 1) add(`idempotency: key ${r.key} answered with ${r.ids.size} different runs`);
+    if (r.gaveUp) add(`producer gave up on ${r.key}: ${r.gaveUp}`);
+    if (r.ids.size === 0) continue;
+    runsAccepted++;
+    const id = [...r.ids][0];
+    const run = runs.get(id);
+    if (!run || !TERMINAL_RUN.includes(run.status)) {
+      runsLost++;
+      add(`lost: run ${id} (${r.key}) is ${run ? run.status : 'missing'}`);
+      continue;
+    }
+    if (run.idempotency_key !== r.key) add(`idempotency: run ${id} holds key ${run.idempotency_key}, expected ${r.key}`);
+    const steps = stepsByRun.get(id) ?? new Map<string, string>();
+    const allSucceeded = [...steps.values()].every((s) => s === 'succeeded');
+    const expect = (ok: boolean, what: string) => { if (!ok) add(`outcome: ${r.key} (run ${id}) ${what}; run ${run.status}, steps ${JSON.stringify(Object.fromEntries(steps))}`); };
+    switch (r.kind) {
+      case 'fatal':
+        expect(run.status === 'failed' && steps.get('fatal') === 'failed' && steps.get('after1') === 'skipped'
+          && steps.get('after2') === 'skipped' && steps.get('a') === 'succeeded' && steps.get('ok') === 'succeeded',
+        'expected failed with fatal failed, after1/after2 skipped, a/ok succeeded');
+        break;
+      case 'cancel':
+        if (r.cancel === 'acked') expect(run.status === 'cancelled', 'cancel was acknowledged, expected cancelled');
+        else if (r.cancel === 'late') expect(run.status === 'succeeded' && allSucceeded, 'cancel came after the end, expected succeeded');
+        else expect(run.status === 'cancelled' || (run.status === 'succeeded' && allSucceeded), 'expected cancelled or succeeded');
+        if (run.status === 'cancelled') expect(![...steps.values()].some((s) => ['pending', 'queued', 'running'].includes(s)), 'cancelled run has open steps');
+        break;
+      case 'resume':
+        expect(run.status === 'succeeded' && allSucceeded && r.resumed === true, 'expected succeeded after the resume');
+        break;
+      default:
+        expect(run.status === 'succeeded' && allSucceeded, 'expected succeeded with every step succeeded');
+    }
+  }
+  for (const run of runs.values()) {
+    if (!TERMINAL_RUN.includes(run.status)) add(`open: run ${run.id} (${run.idempotency_key}) is still ${run.status}`);
+  }
+  const { rows: dupKeys } = await pool.query(`
+    SELECT idempotency_key, count(*)::int AS n FROM drover.runs WHERE idempotency_key IS NOT NULL GROUP BY 1 HAVING count(*) > 1`);
+  for (const d of dupKeys) add(`idempotency: key ${d.idempotency_key} made ${d.n} runs`);
+
+  // Causal order per step (and no success twice, or after a cancel), replaying the audit trail.
+  const { rows: events } = await pool.query(`
+    SELECT id, type, run_id, step_id FROM drover.audit_events
+     WHERE type LIKE 'step.%' AND type <> 'step.log' OR type = 'run.retried' ORDER BY run_id, id`);
+  let doubleCompletions = 0;
+  const succeededCount = new Map<string, number>();
+  let state = new Map<string, { s: string; afterAttemptFailed: boolean }>();
+  let currentRun = '';
+  for (const e of events) {
+    if (e.run_id !== currentRun) { currentRun = e.run_id; state = new Map(); }
+    if (e.type === 'run.retried') {
+      // failed, cancelled and skipped steps start again (pending or queued; step.queued follows for the ready ones)
+      for (const st of state.values()) if (['failed', 'cancelled', 'skipped'].includes(st.s)) st.s = 'pending';
+      continue;
+    }
+    const st = state.get(e.step_id) ?? { s: 'pending', afterAttemptFailed: false };
+    state.set(e.step_id, st);
+    const from = st.s;
+    const bad = (why: string) => add(`order: step ${e.step_id} of run ${e.run_id}: ${e.type} (event ${e.id}) while ${from}${why ? `: ${why}` : ''}`);
+    const was = st.afterAttemptFailed;
+    st.afterAttemptFailed = false;
+    switch (e.type) {
+      case 'step.queued': if (from !== 'pending') bad(''); st.s = 'queued'; break;
+      case 'step.started': if (from !== 'queued' && from !== 'running') bad(''); st.s = 'running'; break;
+      case 'step.attempt_failed': if (from !== 'running') bad(''); st.s = 'queued'; st.afterAttemptFailed = true; break;
+      case 'step.requeued': if (from !== 'running') bad(''); st.s = 'queued'; break;
+      case 'step.succeeded': {
+        if (from !== 'running') bad(from === 'cancelled' ? 'success after cancel' : '');
+        const n = (succeededCount.get(e.step_id) ?? 0) + 1;
+        succeededCount.set(e.step_id, n);
+        if (n === 2) { doubleCompletions++; add(`double completion: step ${e.step_id} of run ${e.run_id}`); }
+        st.s = 'succeeded';
+        break;
+      }
+      case 'step.failed': if (from !== 'running' && !(from === 'queued' && was)) bad(''); st.s = 'failed'; break;
+      case 'step.skipped': if (from !== 'pending') bad(''); st.s = 'skipped'; break;
+      case 'step.cancelled': if (!['pending', 'queued', 'running'].includes(from)) bad(''); st.s = 'cancelled'; break;
+      default: break; // step.reenqueued is the reconciler's note; it changes no state
+    }
+  }
+
+  // No waiting, delayed or prioritized job for a step that is terminal (or of an older generation).
+  const live = new Set(stepRows.filter((s) => s.status === 'queued' || s.status === 'running').map((s) => jobIdOf(s.id, s.generation)));
+  for (const queue of QUEUES) {
+    const jobs = await backend.queue(queue).getJobs(['waiting', 'delayed', 'prioritized'], 0, 100_000);
+    for (const job of jobs) if (job?.id && !live.has(job.id)) add(`queue: ${queue} holds ${await job.getState()} job ${job.id} of a terminal step`);
+  }
+
+  const { rows: [exec] } = await pool.query(`
+    SELECT (SELECT count(*)::int FROM chaos.executions) AS executions,
+           (SELECT count(*)::int FROM drover.audit_events WHERE type IN ('step.succeeded', 'step.attempt_failed')) AS outcomes`);
+  return {
+    runsAccepted, runsInDb: runs.size, steps: stepRows.length, executions: exec.executions,
+    extraExecutions: Math.max(0, exec.executions - exec.outcomes), runsLost, doubleCompletions, violations,
+  };
+}

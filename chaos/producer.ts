@@ -1,0 +1,216 @@
+import type { Pool } from 'pg';
+import { withInfraRetry } from '../src/infra/retry';
+import { RUN_KINDS, workflowOf, type RunKind } from './workflows';
+
+/** What a producer knows about one run it asked for. */
+export interface RunRecord {
+  key: string;
+  kind: RunKind | 'probe';
+  /** Every run id the API answered for this key (more than one would break idempotency). */
+  ids: Set<string>;
+  /** Submissions sent for the key (retries and deliberate duplicates). */
+  submissions: number;
+  /** Cancel: `acked` (200), `late` (409 on the only request: the run had finished), `unknown` (a 409 after a lost answer, or no answer). */
+  cancel?: 'acked' | 'late' | 'unknown';
+  /** Resume: whether the retry request was accepted. */
+  resumed?: boolean;
+  /** Why the producer gave up on this run, if it did. */
+  gaveUp?: string;
+}
+
+/** Relative frequency of each kind in the load. */
+const WEIGHTS: Record<RunKind, number> = { chain: 3, diamond: 2, fanout: 1, flaky: 2, fatal: 1, slow: 1, cancel: 2, resume: 1 };
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+class HttpStatusError extends Error {
+  constructor(readonly status: number, readonly body: unknown) {
+    super(`HTTP ${status}: ${JSON.stringify(body).slice(0, 200)}`);
+  }
+}
+
+/**
+ * Producers: a steady stream of runs over the HTTP API with idempotency keys,
+ * retrying on network errors and 5xx (the API server may be dead, Postgres
+ * restarting, Redis paused), plus cancels and resumes issued mid-flight.
+ */
+export class Producer {
+  readonly records = new Map<string, RunRecord>();
+  readonly followUps = new Set<Promise<void>>();
+  requests = 0;
+  retries = 0;
+  private seq = 0;
+
+  constructor(
+    private readonly apiUrl: string,
+    private readonly scenario: string,
+    private readonly pool: Pool,
+    private readonly retryDeadlineMs = 90_000,
+  ) {}
+
+  /** Holds `ratePerSec` new runs a second for `durationMs`, at most `maxInFlight` submissions at once. */
+  async load(ratePerSec: number, durationMs: number, maxInFlight = 40): Promise<void> {
+    const end = Date.now() + durationMs;
+    const inFlight = new Set<Promise<void>>();
+    const interval = 1000 / ratePerSec;
+    let next = Date.now();
+    while (Date.now() < end) {
+      if (inFlight.size < maxInFlight) {
+        const p: Promise<void> = this.submit(pickKind()).then(() => undefined, () => undefined).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+      }
+      next += interval;
+      await sleep(Math.max(0, next - Date.now()));
+    }
+    await Promise.all(inFlight);
+  }
+
+  /** Waits for every cancel and resume still in progress. */
+  async drain(): Promise<void> {
+    while (this.followUps.size) await Promise.all([...this.followUps]);
+  }
+
+  /** Starts one run of `kind` (and its follow-up: cancel or resume). Resolves with its id once accepted. */
+  async submit(kind: RunKind | 'probe'): Promise<string | undefined> {
+    const key = `${this.scenario}-${kind}-${++this.seq}`;
+    const record: RunRecord = { key, kind, ids: new Set(), submissions: 0 };
+    this.records.set(key, record);
+    const send = async () => {
+      record.submissions++;
+      const run = await this.call('POST', '/api/runs', { workflow: workflowOf(kind), input: { kind }, idempotencyKey: key }) as { id: string };
+      record.ids.add(run.id);
+      return run.id;
+    };
+    let id: string;
+    try {
+      id = await send();
+    } catch (error) {
+      record.gaveUp = `create: ${(error as Error).message}`;
+      return undefined;
+    }
+    // A deliberate duplicate now and then: the same key must give the same run.
+    if (Math.random() < 0.05) await send().catch(() => undefined);
+    if (kind === 'cancel') this.follow(this.cancelLater(record, id));
+    if (kind === 'resume') this.follow(this.resumeWhenFailed(record, id));
+    return id;
+  }
+
+  /** Submits a probe run and resolves with the milliseconds until it succeeded. */
+  async probe(timeoutMs = 90_000): Promise<number> {
+    const started = Date.now();
+    const id = await this.submit('probe');
+    if (!id) return Number.NaN;
+    const run = await this.waitFor(id, ['succeeded', 'failed', 'cancelled'], timeoutMs);
+    return run === 'succeeded' ? Date.now() - started : Number.NaN;
+  }
+
+  private follow(p: Promise<void>): void {
+    const tracked = p.catch(() => undefined).finally(() => this.followUps.delete(tracked));
+    this.followUps.add(tracked);
+  }
+
+  private async cancelLater(record: RunRecord, id: string): Promise<void> {
+    await sleep(200 + Math.random() * 1500);
+    let attempts = 0;
+    const deadline = Date.now() + this.retryDeadlineMs;
+    for (;;) {
+      attempts++;
+      try {
+        await this.once('POST', `/api/runs/${id}/cancel`, {});
+        record.cancel = 'acked';
+        return;
+      } catch (error) {
+        if (error instanceof HttpStatusError && error.status === 409) {
+          record.cancel = attempts === 1 ? 'late' : 'unknown';
+          return;
+        }
+        if (!retryable(error) || Date.now() > deadline) {
+          record.cancel = 'unknown';
+          record.gaveUp = `cancel: ${(error as Error).message}`;
+          return;
+        }
+        this.retries++;
+        await sleep(Math.min(2000, 100 * 2 ** Math.min(attempts, 5)));
+      }
+    }
+  }
+
+  private async resumeWhenFailed(record: RunRecord, id: string): Promise<void> {
+    const status = await this.waitFor(id, ['failed', 'succeeded', 'cancelled'], this.retryDeadlineMs);
+    if (status !== 'failed') {
+      record.gaveUp = `resume: run is ${status}, expected failed`;
+      return;
+    }
+    // Open the gate (the "fix" an operator makes), then resume the run.
+    await withInfraRetry(() => this.pool.query('INSERT INTO chaos.gates (run_id) VALUES ($1) ON CONFLICT DO NOTHING', [id]));
+    try {
+      await this.call('POST', `/api/runs/${id}/retry`, {});
+      record.resumed = true;
+    } catch (error) {
+      // A 409 after a lost answer: the first request resumed it.
+      if (error instanceof HttpStatusError && error.status === 409) {
+        const run = await this.call('GET', `/api/runs/${id}`) as { status: string };
+        record.resumed = run.status !== 'failed';
+        if (!record.resumed) record.gaveUp = 'resume: 409 while the run is failed';
+      } else {
+        record.gaveUp = `resume: ${(error as Error).message}`;
+      }
+    }
+  }
+
+  private async waitFor(id: string, statuses: string[], timeoutMs: number): Promise<string | undefined> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      try {
+        const run = await this.once('GET', `/api/runs/${id}`) as { status: string };
+        if (statuses.includes(run.status)) return run.status;
+      } catch {
+        // the API server may be down: keep polling
+      }
+      await sleep(250);
+    }
+    return undefined;
+  }
+
+  /** One request with retries on network errors and 5xx, until the deadline. */
+  private async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const deadline = Date.now() + this.retryDeadlineMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.once(method, path, body);
+      } catch (error) {
+        if (!retryable(error) || Date.now() > deadline) throw error;
+        this.retries++;
+        await sleep(Math.min(2000, 50 * 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()));
+      }
+    }
+  }
+
+  private async once(method: string, path: string, body?: unknown): Promise<unknown> {
+    this.requests++;
+    const res = await fetch(`${this.apiUrl}${path}`, {
+      method,
+      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    const json = await res.json().catch(() => null);
+    if (!res.ok) throw new HttpStatusError(res.status, json);
+    return json;
+  }
+}
+
+function retryable(error: unknown): boolean {
+  if (error instanceof HttpStatusError) return error.status >= 500 || error.status === 429;
+  return true; // network errors, timeouts
+}
+
+function pickKind(): RunKind {
+  const total = RUN_KINDS.reduce((n, k) => n + WEIGHTS[k], 0);
+  let r = Math.random() * total;
+  for (const k of RUN_KINDS) {
+    r -= WEIGHTS[k];
+    if (r < 0) return k;
+  }
+  return 'chain';
+}

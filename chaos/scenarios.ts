@@ -1,0 +1,100 @@
+import type { Fleet, Services } from './cluster';
+import type { Producer } from './producer';
+
+/** What a fault injector gets while the load runs. */
+export interface FaultContext {
+  services: Services;
+  fleet: Fleet;
+  producer: Producer;
+  /** Length of the load, in ms; injectors stop before it ends. */
+  loadMs: number;
+  /** When the load ends (epoch ms). */
+  endsAt: number;
+  /** The quick size (fewer, shorter faults). */
+  quick: boolean;
+  /** Counts one injected fault and starts a recovery probe (a run whose time to success is the recovery time). */
+  faultDone(what: string): void;
+}
+
+/** One chaos scenario: a fault injected repeatedly or once while the load runs. */
+export interface Scenario {
+  name: string;
+  fault: string;
+  inject(ctx: FaultContext): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Repeats `fault` every `everyMs` until shortly before the load ends (bounded by the load's length). */
+async function every(ctx: FaultContext, everyMs: number, fault: () => Promise<void>): Promise<void> {
+  await sleep(everyMs);
+  while (Date.now() + 1000 < ctx.endsAt) {
+    await fault();
+    await sleep(everyMs);
+  }
+}
+
+/** At each fraction of the load, once. */
+async function at(ctx: FaultContext, fractions: number[], fault: () => Promise<void>): Promise<void> {
+  const start = ctx.endsAt - ctx.loadMs;
+  for (const f of fractions) {
+    await sleep(Math.max(0, start + f * ctx.loadMs - Date.now()));
+    await fault();
+  }
+}
+
+/** The six scenarios of issue 8, in order. */
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'worker-sigkill',
+    fault: 'SIGKILL of a random worker every few seconds, a new one started',
+    inject: (ctx) => every(ctx, ctx.quick ? 3000 : 4000, async () => {
+      const name = ctx.fleet.signalRandomWorker('SIGKILL');
+      void ctx.fleet.startWorker();
+      ctx.faultDone(`SIGKILL ${name}`);
+    }),
+  },
+  {
+    name: 'redis-restart',
+    fault: 'Redis restarted empty (no persistence) mid-load',
+    inject: (ctx) => at(ctx, ctx.quick ? [0.35] : [0.3, 0.65], async () => {
+      await ctx.services.restartRedis();
+      ctx.faultDone('Redis restarted empty');
+    }),
+  },
+  {
+    name: 'postgres-restart',
+    fault: 'Postgres fast shutdown mid-load, down 1 s, started again on the same port',
+    inject: (ctx) => at(ctx, ctx.quick ? [0.35] : [0.3, 0.65], async () => {
+      await ctx.services.restartPostgres(1000);
+      ctx.faultDone('Postgres restarted');
+    }),
+  },
+  {
+    name: 'redis-sigstop',
+    fault: 'Redis paused with SIGSTOP for 8 s (lock duration 5 s), then SIGCONT',
+    inject: (ctx) => at(ctx, ctx.quick ? [0.25] : [0.2, 0.6], async () => {
+      await ctx.services.pauseRedis(8000);
+      ctx.faultDone('Redis resumed');
+    }),
+  },
+  {
+    name: 'api-restart',
+    fault: 'API server SIGKILLed and restarted every few seconds while producers retry with idempotency keys',
+    inject: (ctx) => every(ctx, ctx.quick ? 5000 : 6000, async () => {
+      ctx.fleet.killApi();
+      await sleep(1000);
+      await ctx.fleet.startApi();
+      ctx.faultDone('API server restarted');
+    }),
+  },
+  {
+    name: 'worker-sigterm',
+    fault: 'SIGTERM (graceful drain) of a random worker every few seconds, a new one started',
+    inject: (ctx) => every(ctx, ctx.quick ? 4000 : 5000, async () => {
+      const name = ctx.fleet.signalRandomWorker('SIGTERM');
+      void ctx.fleet.startWorker();
+      ctx.faultDone(`SIGTERM ${name}`);
+    }),
+  },
+];

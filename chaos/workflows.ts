@@ -1,0 +1,149 @@
+import type { Pool } from 'pg';
+import { NonRetryableError } from '../src/errors';
+import { withInfraRetry } from '../src/infra/retry';
+import type { Processor, ProcessorContext, WorkflowDefinition } from '../src/types';
+
+/**
+ * The workflows of the chaos load: chains, diamonds, fan-out/fan-in, flaky
+ * steps, steps that fail for good, slow steps (the targets of cancels), and a
+ * gate that fails until the producer opens it (the targets of resumes).
+ */
+
+/** Kinds of run the producers start; each implies an outcome the checker verifies. */
+export const RUN_KINDS = ['chain', 'diamond', 'fanout', 'flaky', 'fatal', 'slow', 'cancel', 'resume'] as const;
+export type RunKind = (typeof RUN_KINDS)[number];
+
+/** Every step retries with short fixed backoff; lost attempts (kills, stalls) count too. */
+const RETRY = { attempts: 10, backoff: { type: 'fixed' as const, delayMs: 200 } };
+
+const fanWidth = 8;
+
+/** Workflow definitions by run kind (cancel runs the slow workflow). */
+export const CHAOS_WORKFLOWS: WorkflowDefinition[] = [
+  {
+    name: 'chaos-chain',
+    steps: ['a', 'b', 'c', 'd'].map((name, i, all) => ({ name, processor: 'chaos.work', ...RETRY, ...(i ? { dependsOn: [all[i - 1]] } : {}) })),
+  },
+  {
+    name: 'chaos-diamond',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      { name: 'b', processor: 'chaos.work', dependsOn: ['a'], ...RETRY },
+      { name: 'c', processor: 'chaos.work', dependsOn: ['a'], ...RETRY },
+      { name: 'd', processor: 'chaos.work', dependsOn: ['b', 'c'], ...RETRY },
+    ],
+  },
+  {
+    name: 'chaos-fanout',
+    steps: [
+      { name: 'root', processor: 'chaos.work', ...RETRY },
+      ...Array.from({ length: fanWidth }, (_, i) => ({ name: `leaf${i}`, processor: 'chaos.work', dependsOn: ['root'], ...RETRY })),
+      { name: 'join', processor: 'chaos.work', dependsOn: Array.from({ length: fanWidth }, (_, i) => `leaf${i}`), ...RETRY },
+    ],
+  },
+  {
+    name: 'chaos-flaky',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      { name: 'flaky', processor: 'chaos.flaky', dependsOn: ['a'], ...RETRY },
+      { name: 'c', processor: 'chaos.work', dependsOn: ['flaky'], ...RETRY },
+    ],
+  },
+  {
+    // fatal fails for good: after1 and after2 are skipped; the ok branch still succeeds.
+    name: 'chaos-fatal',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      { name: 'fatal', processor: 'chaos.fatal', dependsOn: ['a'], ...RETRY },
+      { name: 'after1', processor: 'chaos.work', dependsOn: ['fatal'], ...RETRY },
+      { name: 'after2', processor: 'chaos.work', dependsOn: ['after1'], ...RETRY },
+      { name: 'ok', processor: 'chaos.work', dependsOn: ['a'], ...RETRY },
+    ],
+  },
+  {
+    name: 'chaos-slow',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      { name: 'slow', processor: 'chaos.slow', dependsOn: ['a'], queue: 'slow', ...RETRY },
+      { name: 'b', processor: 'chaos.work', dependsOn: ['slow'], ...RETRY },
+    ],
+  },
+  {
+    // gate fails for good until the producer opens it; then a resume makes the run succeed.
+    name: 'chaos-resume',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      { name: 'gate', processor: 'chaos.gate', dependsOn: ['a'], ...RETRY },
+      { name: 'b', processor: 'chaos.work', dependsOn: ['gate'], ...RETRY },
+    ],
+  },
+  {
+    name: 'chaos-probe',
+    steps: [{ name: 'p', processor: 'chaos.work', ...RETRY }],
+  },
+];
+
+/** The workflow a run kind starts. */
+export function workflowOf(kind: RunKind | 'probe'): string {
+  if (kind === 'cancel') return 'chaos-slow';
+  return `chaos-${kind}`;
+}
+
+/** The chaos run's own tables: processor executions and opened gates. */
+export const CHAOS_SCHEMA_SQL = `
+  CREATE SCHEMA IF NOT EXISTS chaos;
+  CREATE TABLE IF NOT EXISTS chaos.executions (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    step_id uuid NOT NULL,
+    run_id uuid NOT NULL,
+    attempt int NOT NULL,
+    worker text NOT NULL,
+    at timestamptz NOT NULL DEFAULT clock_timestamp()
+  );
+  CREATE INDEX IF NOT EXISTS executions_step_idx ON chaos.executions (step_id);
+  CREATE TABLE IF NOT EXISTS chaos.gates (run_id uuid PRIMARY KEY);`;
+
+const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
+  if (signal?.aborted) return reject(signal.reason);
+  const timer = setTimeout(resolve, ms);
+  signal?.addEventListener('abort', () => { clearTimeout(timer); reject(signal.reason); }, { once: true });
+});
+
+/**
+ * The processors. Each records its execution in `chaos.executions` first, so
+ * the checker can count executions beyond one per step (at-least-once is
+ * allowed; double completion is not).
+ */
+export function chaosProcessors(pool: Pool, workerName: string): Record<string, Processor> {
+  const record = async (ctx: ProcessorContext) => {
+    // Bounded: while Postgres is down the attempt fails instead of counting.
+    await withInfraRetry(() => pool.query(
+      'INSERT INTO chaos.executions (step_id, run_id, attempt, worker) VALUES ($1, $2, $3, $4)',
+      [ctx.step.id, ctx.run.id, ctx.step.attempt, workerName]), { maxElapsedMs: 10_000 });
+  };
+  const work = (minMs: number, maxMs: number): Processor => async (ctx) => {
+    await record(ctx);
+    await sleep(minMs + Math.floor(Math.random() * (maxMs - minMs)), ctx.signal);
+    return { step: ctx.step.name, attempt: ctx.step.attempt };
+  };
+  return {
+    'chaos.work': work(5, 40),
+    'chaos.slow': work(800, 2500),
+    'chaos.flaky': async (ctx) => {
+      await record(ctx);
+      await sleep(10, ctx.signal);
+      if (ctx.step.attempt <= 2) throw new Error(`flaky failure on attempt ${ctx.step.attempt}`);
+      return { attempt: ctx.step.attempt };
+    },
+    'chaos.fatal': async (ctx) => {
+      await record(ctx);
+      throw new NonRetryableError('fatal by design');
+    },
+    'chaos.gate': async (ctx) => {
+      await record(ctx);
+      const { rows } = await pool.query('SELECT 1 FROM chaos.gates WHERE run_id = $1', [ctx.run.id]);
+      if (rows.length === 0) throw new NonRetryableError('gate closed');
+      return { opened: true };
+    },
+  };
+}
