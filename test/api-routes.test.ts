@@ -194,7 +194,7 @@ describeEachBackend('the HTTP API routes', (backend) => {
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(metrics.text).toMatch(/^drover_runs_created_total \d+/m);
     expect(metrics.text).toMatch(/^drover_process_process_cpu_user_seconds_total /m);
-    expect(metrics.text).toMatch(/^drover_queue_jobs\{queue="default",state="completed"\} \d+/m);
+    expect(metrics.text).toContain(`drover_queue_jobs{queue="${engine.namespace}.default",state="completed"}`);
   });
 
   it('answers unknown routes with 404 JSON and wrong methods with 405 and Allow', async () => {

@@ -121,8 +121,10 @@ export function createApp(options: AppOptions): DroverApp {
   const bullBoard = createBullBoardRouter({ drover, logger, refreshIntervalMs: options.queueRefreshIntervalMs });
   const removeQueueSource = addQueueJobSource(async () => {
     const counts = await Promise.all(bullBoard.queues().map(async (queue) => {
-      const byState = await drover.backend.queue(queue).getJobCounts(...JOB_STATES);
-      return Object.entries(byState).map(([state, count]) => ({ queue, state, count }));
+      const bullQueue = drover.backend.queue(queue);
+      const byState = await bullQueue.getJobCounts(...JOB_STATES);
+      // Labelled with the BullMQ queue name, as the engine's step counters are.
+      return Object.entries(byState).map(([state, count]) => ({ queue: bullQueue.name, state, count }));
     }));
     return counts.flat();
   });

@@ -21,7 +21,7 @@ let gauge: Gauge<'queue' | 'state'> | undefined;
 export function addQueueJobSource(source: QueueJobSource): () => void {
   gauge ??= new Gauge({
     name: 'drover_queue_jobs',
-    help: 'Jobs in each step queue by BullMQ state, read at scrape time',
+    help: 'Jobs in each step queue (BullMQ queue name) by BullMQ state, read at scrape time',
     labelNames: ['queue', 'state'],
     registers: [registry],
     async collect() {

@@ -1,0 +1,78 @@
+import * as path from 'node:path';
+import { ApiKeyStore } from '../src/api-keys';
+import { Drover } from '../src/drover';
+import { eventually } from './helpers/engine';
+import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
+import { cliEnv, http, spawnDrover, type DroverProcess } from './helpers/server-process';
+
+const MODULE = path.join(__dirname, 'fixtures/api/workflows.js');
+
+/** The value of one sample of the Prometheus text, or undefined when absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
+    const labelText = /\{([^}]*)\}/.exec(line)?.[1] ?? '';
+    const have = Object.fromEntries([...labelText.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return undefined;
+}
+
+// `drover start` runs the server and a worker in one process, so its /metrics
+// counts the steps that process ran (each process reports what it did).
+describe('/metrics of drover start', () => {
+  let databaseUrl: string;
+  let drover: Drover;
+  let proc: DroverProcess;
+  let key: string;
+  let queue: string;
+
+  beforeAll(async () => {
+    databaseUrl = await createTestDatabase();
+    const namespace = uniqueNamespace();
+    queue = `${namespace}.default`;
+    drover = await Drover.connect({ databaseUrl, redisUrl: testRedisUrl(), namespace });
+    key = (await new ApiKeyStore(drover.sql).create('metrics')).key;
+    proc = await spawnDrover(['start', '--module', MODULE], cliEnv({
+      DATABASE_URL: databaseUrl, REDIS_URL: testRedisUrl(), PORT: '0', DROVER_NAMESPACE: namespace,
+    }));
+  });
+  afterAll(async () => {
+    const code = await proc?.stop();
+    await drover?.close();
+    expect(code).toBe(0);
+  });
+
+  it('prints its URLs', async () => {
+    await eventually(() => /worker\s+\S+ on queues default/.test(proc.stdout()), 5_000, 'the worker line');
+    expect(proc.stdout()).toMatch(/Bull Board\s+http:\/\/127\.0\.0\.1:\d+\/admin\/queues/);
+  });
+
+  it('counts the steps and runs of finished runs by final status, with durations and queue waits', async () => {
+    const before = await http(`${proc.url}/metrics`);
+    expect(sample(before.text, 'drover_steps_finished_total', { status: 'succeeded' })).toBeUndefined();
+
+    const auth = { authorization: `Bearer ${key}` };
+    const ok = await http(`${proc.url}/api/runs`, { method: 'POST', json: { workflow: 'triple' }, headers: auth });
+    const bad = await http(`${proc.url}/api/runs`, { method: 'POST', json: { workflow: 'doomed' }, headers: auth });
+    expect([ok.status, bad.status]).toEqual([201, 201]);
+    for (const [id, status] of [[ok.body.id, 'succeeded'], [bad.body.id, 'failed']]) {
+      await eventually(async () => (await http(`${proc.url}/api/runs/${id}`, { headers: auth })).body.status === status, 20_000, `run ${status}`);
+    }
+
+    const text = (await http(`${proc.url}/metrics`)).text;
+    expect(sample(text, 'drover_steps_finished_total', { status: 'succeeded', queue })).toBe(3);
+    expect(sample(text, 'drover_steps_finished_total', { status: 'failed', queue })).toBe(1);
+    expect(sample(text, 'drover_runs_finished_total', { status: 'succeeded' })).toBe(1);
+    expect(sample(text, 'drover_runs_finished_total', { status: 'failed' })).toBe(1);
+    expect(sample(text, 'drover_runs_created_total')).toBe(2);
+    // Durations are observed for attempts that returned (the engine's choice); waits for every start.
+    expect(sample(text, 'drover_step_duration_seconds_count', { queue })).toBeGreaterThanOrEqual(3);
+    expect(sample(text, 'drover_step_queue_wait_seconds_count', { queue })).toBe(4);
+    // Job gauges are read from the queue at scrape time: the four step jobs finished in BullMQ.
+    const completed = sample(text, 'drover_queue_jobs', { queue, state: 'completed' }) ?? 0;
+    const failed = sample(text, 'drover_queue_jobs', { queue, state: 'failed' }) ?? 0;
+    expect(completed + failed).toBe(4);
+    expect(sample(text, 'drover_queue_jobs', { queue, state: 'waiting' })).toBe(0);
+  });
+});
