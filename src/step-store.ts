@@ -1,3 +1,4 @@
+import type { Pool } from 'pg';
 import type { Queryable, Sql } from './db/sql';
 import type { StepOptionsJson } from './entities/step.entity';
 import type { SerializedError } from './errors';
@@ -62,6 +63,18 @@ export function toReadyStep(row: any, runPriority = row.run_priority ?? 0): Read
 }
 
 /**
+ * Runs a hot-path statement as a named prepared statement when `q` is the
+ * pool: each connection parses and plans it once, not on every step (the
+ * parse and plan of these CTEs cost as much Postgres CPU as running them).
+ * Inside a transaction (no pool) it runs as plain parameterised SQL.
+ */
+async function hot(q: Queryable, name: string, text: string, params: unknown[]): Promise<any[]> {
+  const pool = (q as { pool?: Pool }).pool;
+  if (pool) return (await pool.query({ name, text, values: params })).rows;
+  return q.query(text, params);
+}
+
+/**
  * The fenced transitions of steps and runs. Each changes a row only when it is
  * still in the state (and held by the lease) the caller saw, in the same
  * statement or transaction as its audit events: zero rows updated means
@@ -76,7 +89,7 @@ export class StepStore {
    * Moves the run to `running` on its first start. One statement.
    */
   async markStepRunning(stepId: string, generation: number, lease: string, workerId: string): Promise<StartedStep | null> {
-    const rows = await this.sql.query(`
+    const rows = await hot(this.sql, 'drover_mark_step_running', `
       WITH old AS (
         SELECT id, status FROM drover.steps
          WHERE id = $1 AND generation = $2 AND status IN ('queued', 'running')
@@ -119,7 +132,7 @@ export class StepStore {
    * @returns null when the fence failed (the result must be dropped).
    */
   async markStepSucceeded(stepId: string, lease: string, output: unknown, actor: string): Promise<(RunProgress & { promoted: ReadyStep[] }) | null> {
-    const rows = await this.sql.query(`
+    const rows = await hot(this.sql, 'drover_mark_step_succeeded', `
       WITH s AS (
         UPDATE drover.steps SET status = 'succeeded', output = $3::jsonb, finished_at = now()
          WHERE id = $1 AND lease = $2 AND status = 'running'
@@ -245,7 +258,7 @@ export class StepStore {
    * @returns the final status, or null when it was not (or no longer) finishable.
    */
   async finishRun(q: Queryable, runId: string, actor: string): Promise<'succeeded' | 'failed' | null> {
-    const rows = await q.query(`
+    const rows = await hot(q, 'drover_finish_run', `
       WITH r AS (
         UPDATE drover.runs SET
           status = CASE WHEN failed_steps > 0 THEN 'failed' ELSE 'succeeded' END,
