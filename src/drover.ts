@@ -5,6 +5,7 @@ import { resolveWorkflow } from './definitions';
 import { Dispatcher } from './dispatcher';
 import { ConfigError, DroverError } from './errors';
 import { silentLogger, type Logger } from './logger';
+import { withInfraRetry } from './infra/retry';
 import { metrics } from './metrics';
 import { QueueBackend } from './queue-backend';
 import { RunService } from './run-service';
@@ -129,7 +130,8 @@ export class Drover {
     const deadline = Date.now() + timeoutMs;
     let pollMs = options.pollMs ?? 25;
     for (;;) {
-      const run = await this.runs.getRunSummary(id);
+      // Polling rides out a Postgres restart; other errors (not_found) end the wait.
+      const run = await withInfraRetry(() => this.runs.getRunSummary(id), { maxElapsedMs: Math.max(1000, deadline - Date.now()) });
       if (until.includes(run.status)) return this.runs.getRun(id);
       if (Date.now() >= deadline) throw new WaitTimeoutError(run, timeoutMs);
       await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(1, deadline - Date.now()))));

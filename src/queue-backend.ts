@@ -1,6 +1,5 @@
-import { createPostgresBackend, DEFAULT_SCHEMA, Queue, Worker, withBackend, type Processor as BullProcessor, type WorkerOptions as BullWorkerOptions } from 'bullmq';
+import { createPostgresBackend, Queue, Worker, withBackend, type Processor as BullProcessor, type WorkerOptions as BullWorkerOptions } from 'bullmq';
 import IORedis from 'ioredis';
-import { Pool } from 'pg';
 
 /** Which store carries the BullMQ queues. */
 export type QueueBackendKind = 'redis' | 'postgres';
@@ -34,7 +33,6 @@ export class QueueBackend {
   readonly namespace: string;
   private readonly queues = new Map<string, Queue<StepJobData>>();
   private redis?: IORedis;
-  private pgPool?: Pool;
   private closed = false;
 
   constructor(private readonly options: QueueBackendOptions) {
@@ -60,7 +58,10 @@ export class QueueBackend {
       if (this.closed) throw new Error('queue backend is closed');
       q = this.kind === 'redis'
         ? new Queue<StepJobData>(this.bullName(queue), { connection: this.redisClient() })
-        : (new PgBull.Queue<StepJobData>(this.bullName(queue), { connection: this.pool() }) as unknown as Queue<StepJobData>);
+        // A config object (not a pool of ours): BullMQ then owns the pool, its LISTEN client and their errors.
+        : (new PgBull.Queue<StepJobData>(this.bullName(queue), {
+          connection: { connectionString: this.options.databaseUrl, max: 4, application_name: 'drover-queue' },
+        }) as unknown as Queue<StepJobData>);
       q.on('error', () => undefined); // surfaced through the failing calls instead
       this.queues.set(queue, q);
     }
@@ -91,7 +92,7 @@ export class QueueBackend {
     if (this.kind === 'redis') {
       await this.redisClient().ping();
     } else {
-      await this.pool().query('SELECT 1');
+      await this.queue('default').getJobCounts('waiting');
     }
   }
 
@@ -104,10 +105,6 @@ export class QueueBackend {
       this.redis.disconnect();
       this.redis = undefined;
     }
-    if (this.pgPool) {
-      await this.pgPool.end().catch(() => undefined);
-      this.pgPool = undefined;
-    }
   }
 
   private redisClient(): IORedis {
@@ -117,17 +114,5 @@ export class QueueBackend {
       this.redis.on('error', () => undefined);
     }
     return this.redis;
-  }
-
-  private pool(): Pool {
-    if (!this.pgPool) {
-      // BullMQ's SQL is unqualified: a pool we build must pin its search_path to the bullmq schema.
-      this.pgPool = new Pool({
-        connectionString: this.options.databaseUrl, max: 6, application_name: 'drover-queue',
-        options: `-c search_path=${DEFAULT_SCHEMA}`,
-      });
-      this.pgPool.on('error', () => undefined);
-    }
-    return this.pgPool;
   }
 }

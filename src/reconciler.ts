@@ -85,6 +85,8 @@ export class Reconciler {
     const report: ReconcileReport = { ran: false, workersGone: 0, requeued: 0, reenqueued: 0, runsFinished: 0, jobsRemoved: 0 };
     const client: PoolClient = await this.deps.sql.pool.connect();
     let broken = false;
+    const onError = () => { broken = true; };
+    client.on('error', onError);
     try {
       // A transaction-scoped advisory lock: released at commit, or when the connection dies.
       await client.query('BEGIN');
@@ -102,6 +104,7 @@ export class Reconciler {
       throw error;
     } finally {
       await client.query('COMMIT').catch(() => { broken = true; });
+      client.off('error', onError);
       client.release(broken);
       const repairs = report.requeued + report.reenqueued + report.runsFinished + report.jobsRemoved + report.workersGone;
       if (repairs) this.deps.logger.info({ ...report }, 'reconciler repaired drift');

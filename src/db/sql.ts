@@ -29,6 +29,10 @@ export class Sql implements Queryable {
   async transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T> {
     const client: PoolClient = await this.pool.connect();
     let broken = false;
+    // A checked-out client that loses its server between queries emits 'error';
+    // unheard, that would crash the process. The failing query reports it instead.
+    const onError = () => { broken = true; };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const tx: Queryable = { query: async (text, params) => (await client.query(text, params as unknown[])).rows };
@@ -39,6 +43,7 @@ export class Sql implements Queryable {
       await client.query('ROLLBACK').catch(() => { broken = true; });
       throw error;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }

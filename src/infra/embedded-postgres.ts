@@ -48,7 +48,8 @@ export class EmbeddedPostgres {
     const owner = ensureRunAsUser();
     const password = this.initialise(bin, dataDir, owner);
     await stopStaleServer(dataDir);
-    this.port = this.options.port || (await freePort());
+    // A restart keeps the port, so clients reconnect to the same address.
+    this.port = this.options.port || this.port || (await freePort());
     const args = [
       '-D', dataDir, '-p', String(this.port),
       '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=',

@@ -1,0 +1,63 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Client } from 'pg';
+import { migrate } from '../src/db/data-source';
+import { EmbeddedPostgres } from '../src/infra/embedded-postgres';
+import { databaseUrl } from './harness/services';
+import { describeEachBackend } from './helpers/env';
+import { createEngine, eventually, sleep, type EngineHarness } from './helpers/engine';
+
+describeEachBackend('a Postgres restart during work', (backend) => {
+  let server: EmbeddedPostgres;
+  let dir: string;
+  let engine: EngineHarness;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-pgrestart-'));
+    fs.chmodSync(dir, 0o755);
+    server = new EmbeddedPostgres({ dataDir: path.join(dir, 'pg'), fsync: false });
+    const admin = await server.start();
+    const c = new Client({ connectionString: admin });
+    await c.connect();
+    await c.query('CREATE DATABASE work');
+    await c.end();
+    const url = databaseUrl(admin, 'work');
+    await migrate(url, { queueBackend: backend === 'postgres' ? 'postgres' : 'redis' });
+    engine = await createEngine(backend, { databaseUrl: url });
+  });
+  afterEach(async () => {
+    await engine.close();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('does not stop the workers, and every run finishes', async () => {
+    const wf = { name: 'steady', steps: [{ name: 'a', processor: 'work' }, { name: 'b', processor: 'work', dependsOn: ['a'] }, { name: 'c', processor: 'work', dependsOn: ['b'] }] };
+    const worker = await engine.startWorker({
+      workflows: [wf], processors: { work: async () => { await sleep(50); return 1; } }, concurrency: 5,
+      reconciler: { intervalMs: 500, queuedGraceMs: 1000, heartbeatTimeoutMs: 10_000 },
+    });
+    const batch = await engine.drover.createRuns(Array.from({ length: 30 }, () => ({ workflow: 'steady' })));
+    await eventually(async () => {
+      const [r] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM drover.steps WHERE status = 'succeeded'`);
+      return r.n >= 10;
+    }, 20_000, 'some progress');
+
+    await server.stop();
+    await sleep(1500);
+    await server.start();
+
+    for (const item of batch.items) {
+      expect((await engine.drover.waitForRun(item.id!, { timeoutMs: 60_000 })).status).toBe('succeeded');
+    }
+    // The same worker still takes new work.
+    const after = await engine.drover.waitForRun((await engine.drover.createRun({ workflow: 'steady' })).id, { timeoutMs: 30_000 });
+    expect(after.status).toBe('succeeded');
+    expect(after.steps.every((s) => s.attempts >= 1)).toBe(true);
+    const [doubled] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM (SELECT step_id FROM drover.audit_events
+      WHERE type = 'step.succeeded' GROUP BY step_id HAVING count(*) > 1) x`);
+    expect(doubled.n).toBe(0);
+    expect(worker.queues).toEqual(['default']);
+  }, 120_000);
+});
