@@ -9,7 +9,7 @@ export interface CheckResult {
   runsInDb: number;
   steps: number;
   executions: number;
-  /** Executions beyond the outcomes recorded (lost or dropped attempts). */
+  /** Executions of a step beyond its recorded outcomes (attempts lost to kills and stalls, then run again). */
   extraExecutions: number;
   runsLost: number;
   doubleCompletions: number;
@@ -144,11 +144,15 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
     for (const job of jobs) if (job?.id && !live.has(job.id)) add(`queue: ${queue} holds ${await job.getState()} job ${job.id} of a terminal step`);
   }
 
+  // Beyond one: executions of a step past its recorded outcomes (a cancelled attempt counts as its one).
   const { rows: [exec] } = await pool.query(`
     SELECT (SELECT count(*)::int FROM chaos.executions) AS executions,
-           (SELECT count(*)::int FROM drover.audit_events WHERE type IN ('step.succeeded', 'step.attempt_failed')) AS outcomes`);
+           COALESCE((SELECT sum(GREATEST(0, e.n - GREATEST(1, COALESCE(o.n, 0))))::int
+              FROM (SELECT step_id, count(*) AS n FROM chaos.executions GROUP BY 1) e
+              LEFT JOIN (SELECT step_id, count(*) AS n FROM drover.audit_events
+                          WHERE type IN ('step.succeeded', 'step.attempt_failed') GROUP BY 1) o USING (step_id)), 0) AS beyond`);
   return {
     runsAccepted, runsInDb: runs.size, steps: stepRows.length, executions: exec.executions,
-    extraExecutions: Math.max(0, exec.executions - exec.outcomes), runsLost, doubleCompletions, violations,
+    extraExecutions: exec.beyond, runsLost, doubleCompletions, violations,
   };
 }

@@ -146,7 +146,7 @@ export class Fleet {
   readonly rssPeakMb = { workers: 0, api: 0 };
 
   constructor(
-    private readonly o: { databaseUrl: string; redisUrl: string; namespace: string; concurrency: number; gracePeriodMs: number; logDir: string; api: ApiKind },
+    private readonly o: { databaseUrl: string; redisUrl?: string; namespace: string; concurrency: number; gracePeriodMs: number; logDir: string; api: ApiKind },
   ) {}
 
   get apiUrl(): string {
@@ -193,7 +193,7 @@ export class Fleet {
       const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
       const code = `require(${JSON.stringify(cli)}).main(['node', 'drover', 'server']).then((c) => { process.exitCode = c; })`;
       this.api = this.spawnNode(['-e', code], 'api.log', {
-        DATABASE_URL: this.o.databaseUrl, REDIS_URL: this.o.redisUrl, PORT: String(this.apiPort), HOST: '127.0.0.1',
+        DATABASE_URL: this.o.databaseUrl, REDIS_URL: this.o.redisUrl ?? '', PORT: String(this.apiPort), HOST: '127.0.0.1',
         DROVER_AUTH: 'off', DROVER_NAMESPACE: this.o.namespace, LOG_LEVEL: 'warn',
       });
     } else {

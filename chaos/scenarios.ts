@@ -20,6 +20,8 @@ export interface FaultContext {
 export interface Scenario {
   name: string;
   fault: string;
+  /** The fault is Redis's: the scenario needs the Redis queue backend. */
+  redisOnly?: boolean;
   inject(ctx: FaultContext): Promise<void>;
 }
 
@@ -56,6 +58,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'redis-restart',
+    redisOnly: true,
     fault: 'Redis restarted empty (no persistence) mid-load',
     inject: (ctx) => at(ctx, ctx.quick ? [0.35] : [0.3, 0.65], async () => {
       await ctx.services.restartRedis();
@@ -64,14 +67,15 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'postgres-restart',
-    fault: 'Postgres fast shutdown mid-load, down 1 s, started again on the same port',
+    fault: 'Postgres fast shutdown mid-load, down 3 s, started again on the same port',
     inject: (ctx) => at(ctx, ctx.quick ? [0.35] : [0.3, 0.65], async () => {
-      await ctx.services.restartPostgres(1000);
+      await ctx.services.restartPostgres(3000);
       ctx.faultDone('Postgres restarted');
     }),
   },
   {
     name: 'redis-sigstop',
+    redisOnly: true,
     fault: 'Redis paused with SIGSTOP for 8 s (lock duration 5 s), then SIGCONT',
     inject: (ctx) => at(ctx, ctx.quick ? [0.25] : [0.2, 0.6], async () => {
       await ctx.services.pauseRedis(8000);
@@ -90,7 +94,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'worker-sigterm',
-    fault: 'SIGTERM (graceful drain) of a random worker every few seconds, a new one started',
+    fault: 'SIGTERM (graceful drain, grace 2 s, so slow steps are sometimes abandoned) of a random worker every few seconds, a new one started',
     inject: (ctx) => every(ctx, ctx.quick ? 4000 : 5000, async () => {
       const name = ctx.fleet.signalRandomWorker('SIGTERM');
       void ctx.fleet.startWorker();

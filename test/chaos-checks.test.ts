@@ -1,0 +1,54 @@
+import { Pool } from 'pg';
+import { checkInvariants } from '../chaos/checks';
+import type { RunRecord } from '../chaos/producer';
+import { CHAOS_SCHEMA_SQL, CHAOS_WORKFLOWS } from '../chaos/workflows';
+import { Drover } from '../src/drover';
+import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
+
+// The chaos checker must itself catch what it claims to: a suite that cannot fail proves nothing.
+describe('chaos invariant checker', () => {
+  let drover: Drover;
+  let pool: Pool;
+
+  beforeEach(async () => {
+    const databaseUrl = await createTestDatabase();
+    drover = await Drover.connect({ databaseUrl, redisUrl: testRedisUrl(), namespace: uniqueNamespace('chk') });
+    pool = new Pool({ connectionString: databaseUrl, max: 2 });
+    await pool.query(CHAOS_SCHEMA_SQL);
+    await drover.registerWorkflows(CHAOS_WORKFLOWS);
+  });
+  afterEach(async () => {
+    await pool.end();
+    await drover.close();
+  });
+
+  const record = (key: string, kind: RunRecord['kind'], ...ids: string[]): RunRecord => ({ key, kind, ids: new Set(ids), submissions: 1 });
+
+  it('flags a lost run, a wrong outcome, a second success, a success after cancel, a split key and a stale job', async () => {
+    const open = await drover.createRun({ workflow: 'chaos-chain', idempotencyKey: 'k-open' });
+    const cancelled = await drover.createRun({ workflow: 'chaos-probe', idempotencyKey: 'k-cancel' });
+    await drover.cancelRun(cancelled.id);
+    const [step] = await pool.query(`SELECT id, generation FROM drover.steps WHERE run_id = $1`, [cancelled.id]).then((r) => r.rows);
+    await pool.query(`INSERT INTO drover.audit_events (type, run_id, step_id, actor) VALUES ('step.succeeded', $1, $2, 'test'), ('step.succeeded', $1, $2, 'test')`, [cancelled.id, step.id]);
+    await drover.backend.queue('default').add('chaos.work', { stepId: step.id, runId: cancelled.id, generation: step.generation }, { jobId: `${step.id}-g${step.generation}`, delay: 60_000 });
+
+    const result = await checkInvariants(pool, drover.backend, [
+      record('k-open', 'chain', open.id),
+      record('k-cancel', 'probe', cancelled.id),
+      record('k-split', 'chain', open.id, cancelled.id),
+    ]);
+    const text = result.violations.join('\n');
+    expect(result.runsLost).toBe(2); // k-open, and k-split (its first id is the open run)
+    expect(result.doubleCompletions).toBe(1);
+    expect(text).toMatch(/lost: run .* is pending/);
+    expect(text).toMatch(/outcome: k-cancel .* expected succeeded/);
+    expect(text).toMatch(/success after cancel/);
+    expect(text).toMatch(/idempotency: key k-split answered with 2 different runs/);
+    expect(text).toMatch(/queue: default holds delayed job .* of a terminal step/);
+  });
+
+  it('passes a clean trail', async () => {
+    const result = await checkInvariants(pool, drover.backend, []);
+    expect(result.violations).toEqual([]);
+  });
+});
