@@ -1,16 +1,23 @@
-import 'reflect-metadata';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { ApiKeyStore } from './api-keys';
 import { loadConfig, type DroverConfig } from './config';
-import { migrate } from './db/data-source';
-import { Drover } from './drover';
+import type { Drover } from './drover';
 import { DroverError } from './errors';
-import { assertMigrated, startServer } from './http/server';
-import { embeddedDatabaseUrl } from './infra/embedded-database';
-import { createLogger, type Logger } from './logger';
-import { loadUserModule } from './module-loader';
+import type { Logger } from './logger';
 import { VERSION } from './version';
-import { createWorker } from './worker';
+
+// The engine, express, Bull Board and TypeORM load only when a command needs
+// them, so `--help` and configuration errors answer at once.
+const lazy = {
+  drover: () => import('./drover'),
+  apiKeys: () => import('./api-keys'),
+  migrations: () => import('./db/data-source'),
+  server: () => import('./http/server'),
+  embedded: () => import('./infra/embedded-database'),
+  logger: () => import('./logger'),
+  moduleLoader: () => import('./module-loader'),
+  worker: () => import('./worker'),
+  start: () => import('./start'),
+};
 
 /** Where the CLI writes (tests and embedders may capture it). */
 interface Io {
@@ -46,13 +53,14 @@ export function describeError(error: unknown): string {
   }
 }
 
-function databaseUrlOf(config: DroverConfig): string {
-  return config.databaseUrl ?? embeddedDatabaseUrl(config.dataDir);
+async function databaseUrlOf(config: DroverConfig): Promise<string> {
+  return config.databaseUrl ?? (await lazy.embedded()).embeddedDatabaseUrl(config.dataDir);
 }
 
 async function withDrover<T>(config: DroverConfig, logger: Logger, work: (drover: Drover) => Promise<T>): Promise<T> {
+  const { Drover } = await lazy.drover();
   const drover = await Drover.connect({
-    databaseUrl: databaseUrlOf(config), redisUrl: config.redisUrl, namespace: config.namespace,
+    databaseUrl: await databaseUrlOf(config), redisUrl: config.redisUrl, namespace: config.namespace,
     maxInputBytes: config.maxInputBytes, logger,
   });
   try {
@@ -120,14 +128,18 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .version(VERSION, '-v, --version')
     .exitOverride()
     .showSuggestionAfterError(true)
-    .configureOutput({ writeOut: (s) => io.out(s), writeErr: (s) => io.err(s) });
+    .configureOutput({
+      writeOut: (s) => io.out(s),
+      writeErr: (s) => io.err(s),
+      outputError: (s, write) => write(`drover: ${s.replace(/^error: /, '')}`),
+    });
 
   /** Runs an action with the config and a logger; any error becomes one line and exit code 1. */
   const action = <A extends unknown[]>(body: (config: DroverConfig, logger: Logger, ...args: A) => Promise<number>) =>
     async (...args: A): Promise<void> => {
       try {
         const config = loadConfig();
-        const logger = createLogger(config.logLevel);
+        const logger = (await lazy.logger()).createLogger(config.logLevel);
         result.code = await body(config, logger, ...args);
       } catch (error) {
         io.err(`drover: ${describeError(error)}`);
@@ -139,7 +151,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('all in one: Postgres (embedded when DATABASE_URL is unset), migrations, API server, Bull Board and a worker')
     .option('-m, --module <path>', 'a module of workflows and processors (.js, .cjs or .ts) for the worker')
     .action(action(async (config, logger, opts: { module?: string }) => {
-      const { startAll } = await import('./start');
+      const { startAll } = await lazy.start();
       warnAuthOff(config, logger, io);
       const started = await startAll({ config, logger, module: opts.module, print: (line) => io.out(line) });
       await untilSignal(io);
@@ -151,6 +163,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('the API server, Bull Board and /health, /ready, /metrics (no worker)')
     .action(action(async (config, logger) => {
       warnAuthOff(config, logger, io);
+      const { assertMigrated, startServer } = await lazy.server();
       return withDrover(config, logger, async (drover) => {
         await assertMigrated(drover);
         const server = await startServer({
@@ -170,9 +183,9 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .option('-q, --queues <a,b>', 'queues to consume (default: every queue the module\'s workflows use)', queueList)
     .option('-c, --concurrency <n>', 'steps run at once per queue', wholeNumber(1, 10_000), 10)
     .action(action(async (config, logger, opts: { module: string; queues?: string[]; concurrency: number }) => {
-      const mod = loadUserModule(opts.module);
-      const worker = createWorker({
-        databaseUrl: databaseUrlOf(config), redisUrl: config.redisUrl, namespace: config.namespace,
+      const mod = (await lazy.moduleLoader()).loadUserModule(opts.module);
+      const worker = (await lazy.worker()).createWorker({
+        databaseUrl: await databaseUrlOf(config), redisUrl: config.redisUrl, namespace: config.namespace,
         module: mod, queues: opts.queues, concurrency: opts.concurrency, logger,
       });
       await worker.run();
@@ -185,7 +198,8 @@ function buildProgram(io: Io, result: { code: number }): Command {
   program.command('migrate')
     .description('applies the database migrations (and BullMQ\'s when the queues live in Postgres)')
     .action(action(async (config) => {
-      const applied = await migrate(databaseUrlOf(config), { queueBackend: config.redisUrl ? 'redis' : 'postgres' });
+      const { migrate } = await lazy.migrations();
+      const applied = await migrate(await databaseUrlOf(config), { queueBackend: config.redisUrl ? 'redis' : 'postgres' });
       io.out(applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}` : 'the database is up to date');
       return 0;
     }));
@@ -195,7 +209,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('makes a new API key and prints it once (only its hash is stored)')
     .requiredOption('-n, --name <name>', 'a name for the key (shown as api:<name> in the audit log)')
     .action(action(async (config, logger, opts: { name: string }) => withDrover(config, logger, async (drover) => {
-      const created = await new ApiKeyStore(drover.sql).create(opts.name);
+      const created = await new (await lazy.apiKeys()).ApiKeyStore(drover.sql).create(opts.name);
       io.out(created.key);
       io.err(`created API key "${created.name}" (id ${created.id}, prefix ${created.prefix}); it is shown only now: store it safely`);
       return 0;
@@ -204,7 +218,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('lists the API keys (never their secrets)')
     .option('--json', 'print JSON')
     .action(action(async (config, logger, opts: { json?: boolean }) => withDrover(config, logger, async (drover) => {
-      const list = await new ApiKeyStore(drover.sql).list();
+      const list = await new (await lazy.apiKeys()).ApiKeyStore(drover.sql).list();
       if (opts.json) {
         io.out(JSON.stringify(list, null, 2));
       } else {
@@ -217,7 +231,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('revokes a key by its id or prefix')
     .argument('<id-or-prefix>', 'the key\'s id (uuid) or prefix')
     .action(action(async (config, logger, idOrPrefix: string) => withDrover(config, logger, async (drover) => {
-      const revoked = await new ApiKeyStore(drover.sql).revoke(idOrPrefix);
+      const revoked = await new (await lazy.apiKeys()).ApiKeyStore(drover.sql).revoke(idOrPrefix);
       if (!revoked) {
         io.err(`drover: no API key with id or prefix "${idOrPrefix}"`);
         return 1;
