@@ -1,0 +1,53 @@
+import { ApiKeyStore } from '../src/api-keys';
+import { startServer, type DroverServer } from '../src/http/server';
+import { createEngine, eventually, type EngineHarness } from './helpers/engine';
+import { describeEachBackend } from './helpers/env';
+import { http } from './helpers/server-process';
+
+describeEachBackend('Bull Board over the step queues', (backend) => {
+  let engine: EngineHarness;
+  let server: DroverServer;
+  let auth: Record<string, string>;
+
+  beforeEach(async () => {
+    engine = await createEngine(backend);
+    auth = { authorization: `Bearer ${(await new ApiKeyStore(engine.drover.sql).create('board')).key}` };
+    server = await startServer({ drover: engine.drover, port: 0, queueRefreshIntervalMs: 100 });
+  });
+  afterEach(async () => {
+    await server.close();
+    await engine.close();
+  });
+
+  const queueNames = async () => {
+    const res = await http(`${server.url}/admin/queues/api/queues`, { headers: auth });
+    expect(res.status).toBe(200);
+    return res.body.queues.map((q: { name: string }) => q.name).sort() as string[];
+  };
+
+  it('shows the queues of workflows registered after it started', async () => {
+    expect(await queueNames()).toEqual([`${engine.namespace}.default`]);
+    await engine.drover.registerWorkflows([{ name: 'late', steps: [{ name: 's', processor: 'p', queue: 'gpu' }, { name: 't', processor: 'p', queue: 'io', dependsOn: ['s'] }] }]);
+    await eventually(async () => (await queueNames()).length === 3, 10_000, 'the new queues');
+    expect(await queueNames()).toEqual([`${engine.namespace}.default`, `${engine.namespace}.gpu`, `${engine.namespace}.io`]);
+  });
+
+  it('is read-write: an operator can pause and resume a queue, and sees the jobs of a run', async () => {
+    await engine.drover.registerWorkflows([{ name: 'one', steps: [{ name: 's', processor: 'p' }] }]);
+    const run = await engine.drover.createRun({ workflow: 'one' });
+    const name = encodeURIComponent(`${engine.namespace}.default`);
+    const paused = await http(`${server.url}/admin/queues/api/queues/${name}/pause`, { method: 'PUT', headers: auth });
+    expect(paused.status).toBe(200);
+    expect(await engine.drover.backend.queue('default').isPaused()).toBe(true);
+    await http(`${server.url}/admin/queues/api/queues/${name}/resume`, { method: 'PUT', headers: auth });
+    expect(await engine.drover.backend.queue('default').isPaused()).toBe(false);
+    const listed = await http(`${server.url}/admin/queues/api/queues?activeQueue=${name}&status=latest`, { headers: auth });
+    const queue = listed.body.queues.find((q: { name: string }) => q.name === `${engine.namespace}.default`);
+    expect(queue.readOnlyMode).toBe(false);
+    const jobs = queue.jobs.map((j: { data: { runId: string } }) => j.data.runId);
+    expect(jobs).toContain(run.id);
+    // Without a key, Bull Board's own API is closed too.
+    expect((await http(`${server.url}/admin/queues/api/queues/${name}/pause`, { method: 'PUT' })).status).toBe(401);
+    expect(await engine.drover.backend.queue('default').isPaused()).toBe(false);
+  });
+});
