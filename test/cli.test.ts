@@ -82,8 +82,9 @@ describe('the drover command line', () => {
     }
   });
 
-  it('migrate applies the migrations once', async () => {
+  it('server refuses an unmigrated database; migrate applies the migrations once', async () => {
     const empty = await createEmptyDatabase();
+    expectOneLineError(await runCli(['server'], cliEnv({ DATABASE_URL: empty, PORT: '0' })), /^drover: the database has no drover schema: run "drover migrate" first$/);
     const first = await runCli(['migrate'], cliEnv({ DATABASE_URL: empty }));
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/^applied \d+ migration\(s\): /);
