@@ -4,7 +4,9 @@ import { Drover } from './drover';
 import { startServer, type DroverServer } from './http/server';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './infra/embedded-database';
 import type { Logger } from './logger';
+import { ApiKeyStore } from './api-keys';
 import { loadUserModule } from './module-loader';
+import { demoProcessors, demoWorkflows } from './processors/demo';
 import type { DroverWorker } from './worker';
 
 /** Options of `startAll`. */
@@ -30,7 +32,9 @@ export interface StartedDrover {
 
 /**
  * All in one process: Postgres (embedded when `DATABASE_URL` is unset),
- * migrations, the API server with Bull Board, and one worker.
+ * migrations, the API server with Bull Board, and one worker running the
+ * built-in demo workflows plus the user's module. On the first start it makes
+ * an API key and prints it once.
  */
 export async function startAll(options: StartOptions): Promise<StartedDrover> {
   const { config, logger } = options;
@@ -44,7 +48,7 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
     let embedded: EmbeddedDatabase | undefined;
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
-      embedded = await startEmbeddedDatabase(config.dataDir);
+      embedded = await startEmbeddedDatabase(config.dataDir, print);
       stack.push(() => embedded!.stop());
       databaseUrl = embedded.url;
       print(`embedded Postgres in ${config.dataDir} (port ${embedded.server.port})`);
@@ -54,7 +58,8 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
       databaseUrl, redisUrl: config.redisUrl, namespace: config.namespace, maxInputBytes: config.maxInputBytes, logger,
     });
     stack.push(() => drover.close());
-    const worker = drover.createWorker({ module: mod });
+    // The built-in demo workflows, plus the user's module when given.
+    const worker = drover.createWorker({ module: mod, workflows: demoWorkflows, processors: demoProcessors });
     await worker.run();
     stack.push(() => worker.close());
     const server = await startServer({
@@ -66,9 +71,26 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
     print(`  Bull Board   ${server.url}/admin/queues`);
     print(`  metrics      ${server.url}/metrics`);
     print(`  worker       ${worker.id} on queues ${worker.queues.join(', ')}`);
+    const key = config.auth ? await firstStartKey(new ApiKeyStore(drover.sql)) : undefined;
+    if (!config.auth) {
+      print('  auth         OFF (DROVER_AUTH=off): for local development only');
+    } else if (key) {
+      print(`  API key      ${key}   (shown once; stored hashed)`);
+    } else {
+      print('  API key      made on first start (shown then only)');
+    }
+    if (config.auth) print('  another key  npx drover keys create --name NAME');
+    const auth = config.auth ? ` -H "Authorization: Bearer ${key ?? '$DROVER_API_KEY'}"` : '';
+    print(`try it:  curl -s -X POST${auth} -H 'Content-Type: application/json' -d '{"workflow":"demo"}' ${server.url}/api/runs`);
     return { url: server.url, databaseUrl, drover, server, worker, close };
   } catch (error) {
     await close();
     throw error;
   }
+}
+
+/** On the first start (no key exists yet), makes the key printed in the banner. */
+async function firstStartKey(keys: ApiKeyStore): Promise<string | undefined> {
+  if ((await keys.list()).length > 0) return undefined;
+  return (await keys.create('default')).key;
 }

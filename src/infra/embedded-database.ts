@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { ConfigError } from '../errors';
-import { EmbeddedPostgres } from './embedded-postgres';
+import { EmbeddedPostgres, stopStaleServer } from './embedded-postgres';
 import { freePort, isPortOpen } from './free-port';
 
 /** Name of the database drover uses inside the embedded server. */
@@ -40,7 +40,7 @@ export interface EmbeddedDatabase {
  * Starts the persistent embedded Postgres under `dataDir/pg`, keeping its port
  * across restarts when it is free, and creates the `drover` database.
  */
-export async function startEmbeddedDatabase(dataDir: string): Promise<EmbeddedDatabase> {
+export async function startEmbeddedDatabase(dataDir: string, onNotice?: (line: string) => void): Promise<EmbeddedDatabase> {
   fs.mkdirSync(dataDir, { recursive: true });
   let port = 0;
   try {
@@ -48,8 +48,10 @@ export async function startEmbeddedDatabase(dataDir: string): Promise<EmbeddedDa
   } catch {
     // first start
   }
-  // Keep the port of the last start when it is free; otherwise move (a stale
-  // server of ours there is stopped by start() all the same).
+  // A postgres left by a killed earlier start holds the data dir and the port: stop it first.
+  const stale = await stopStaleServer(pgDir(dataDir));
+  if (stale) onNotice?.(`stopped a Postgres (pid ${stale}) left running by an earlier start`);
+  // Keep the port of the last start when it is free; otherwise move.
   const preferred = port && !(await isPortOpen(port)) ? port : await freePort();
   const server = new EmbeddedPostgres({ dataDir: pgDir(dataDir), port: preferred });
   const adminUrl = await server.start();

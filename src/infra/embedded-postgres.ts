@@ -206,23 +206,24 @@ function ensureRunAsUser(): RunAsUser | undefined {
  * (and its port). If `postmaster.pid` names a live postgres for this directory,
  * shut it down (fast), then kill it if it does not go.
  */
-async function stopStaleServer(dataDir: string): Promise<void> {
+export async function stopStaleServer(dataDir: string): Promise<number | undefined> {
   const pidFile = path.join(dataDir, 'postmaster.pid');
-  if (!fs.existsSync(pidFile)) return;
+  if (!fs.existsSync(pidFile)) return undefined;
   const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
   let cmdline = '';
   try {
     cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
-    return;
+    return undefined;
   }
-  if (!cmdline.includes('postgres') || !cmdline.includes(dataDir)) return;
+  if (!cmdline.includes('postgres') || !cmdline.includes(dataDir)) return undefined;
   process.kill(pid, 'SIGINT');
   const deadline = Date.now() + 10_000;
   while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   while (isAlive(pid)) await new Promise((r) => setTimeout(r, 50));
+  return pid;
 }
 
 function isAlive(pid: number): boolean {
