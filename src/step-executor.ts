@@ -43,6 +43,9 @@ interface ActiveAttempt {
 export class StepExecutor {
   private readonly active = new Map<string, ActiveAttempt>();
   private readonly actor: string;
+  /** Group commit of run finishes: runs whose last steps end together are finished in one statement. */
+  private readonly finishing = new Batcher<string, 'succeeded' | 'failed'>(
+    (runIds) => this.retry(() => this.deps.store.finishRuns(this.deps.sql, runIds, this.actor)));
 
   constructor(
     private readonly deps: {
@@ -139,6 +142,8 @@ export class StepExecutor {
       const result = await this.retry(() => this.deps.store.markStepFailed(started.id, lease, serialized, this.actor, true));
       if (!result) return this.dropFenced('failure');
       metrics.stepsFinished.inc({ status: 'failed', queue });
+      for (const k of result.skipped) metrics.stepsFinished.inc({ status: 'skipped', queue: this.dispatcher.queueLabel(k.queue) });
+      for (const c of result.cancelled) metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(c.queue) });
       this.deps.logger.warn({ stepId: started.id, runId: started.runId, attempt: started.attempt, err: serialized }, 'step failed for good');
       await this.dispatcher.remove(result.cancelled.filter((c) => c.previous === 'queued'));
       if (result.openSteps === 0) this.countRunFinished(await this.runStatus(started.runId));
@@ -164,11 +169,13 @@ export class StepExecutor {
       idempotencyKey: started.id,
       log(message: string) {
         const line = String(message).slice(0, 8192);
-        pendingLogs.push(
+        // Lines are written one after another, so both logs keep the processor's order.
+        const previous = pendingLogs[pendingLogs.length - 1] ?? Promise.resolve();
+        pendingLogs.push(previous.then(() => Promise.all([
           job.log(line).catch(() => undefined),
           insertAudit(sql, started.runId, actor, [['step.log', started.id, { attempt: started.attempt, message: line.replace(/\u0000/g, '') }]])
             .catch((err) => logger.warn({ err }, 'could not store a step log line')),
-        );
+        ])));
       },
       progress(value: number | object) {
         void job.updateProgress(value).catch(() => undefined);
@@ -177,8 +184,8 @@ export class StepExecutor {
   }
 
   private async finishRun(runId: string): Promise<void> {
-    const status = await this.retry(() => this.deps.store.finishRun(this.deps.sql, runId, this.actor));
-    this.countRunFinished(status);
+    const status = await this.finishing.add(runId);
+    this.countRunFinished(status ?? null);
   }
 
   private countRunFinished(status: string | null): void {
@@ -232,4 +239,37 @@ function runAttempt(processor: Processor, ctx: ProcessorContext, timeoutMs: numb
 /** The delay before the next attempt, as BullMQ computes it. */
 export function backoffDelay(backoff: { type: 'fixed' | 'exponential'; delayMs: number }, attempt: number): number {
   return backoff.type === 'fixed' ? backoff.delayMs : backoff.delayMs * 2 ** Math.max(0, attempt - 1);
+}
+
+/**
+ * Group commit without added latency: a request made while no batch is in
+ * flight goes at once; requests made while one is in flight wait for it and
+ * then go together, up to `max` per batch.
+ */
+class Batcher<K, V> {
+  private waiting: Array<{ key: K; resolve: (value: V | undefined) => void; reject: (error: unknown) => void }> = [];
+  private inFlight = false;
+
+  constructor(private readonly run: (keys: K[]) => Promise<Map<K, V>>, private readonly max = 500) {}
+
+  add(key: K): Promise<V | undefined> {
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ key, resolve, reject });
+      if (!this.inFlight) void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    this.inFlight = true;
+    while (this.waiting.length) {
+      const batch = this.waiting.splice(0, this.max);
+      try {
+        const results = await this.run([...new Set(batch.map((b) => b.key))]);
+        for (const b of batch) b.resolve(results.get(b.key));
+      } catch (error) {
+        for (const b of batch) b.reject(error);
+      }
+    }
+    this.inFlight = false;
+  }
 }

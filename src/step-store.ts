@@ -52,6 +52,14 @@ export interface CancelledStep {
   previous: string;
 }
 
+/** What a final failure did to the rest of the run. */
+export interface FailureOutcome extends RunProgress {
+  /** Steps cancelled by failFast. */
+  cancelled: CancelledStep[];
+  /** Descendants skipped because a dependency failed. */
+  skipped: Array<{ id: string; queue: string }>;
+}
+
 const READY_COLUMNS = `id, run_id, processor, queue, generation, attempt, max_attempts, options`;
 
 /** Maps a row with READY_COLUMNS (and run_priority) to a ReadyStep. */
@@ -193,7 +201,7 @@ export class StepStore {
    * become `skipped`; with `failFast` every other open step is `cancelled`.
    * One transaction; finishes the run when nothing is left open.
    */
-  async markStepFailed(stepId: string, lease: string, error: SerializedError, actor: string, attemptFailed: boolean): Promise<(RunProgress & { cancelled: CancelledStep[] }) | null> {
+  async markStepFailed(stepId: string, lease: string, error: SerializedError, actor: string, attemptFailed: boolean): Promise<FailureOutcome | null> {
     return this.sql.transaction(async (tx) => {
       const [step] = await tx.query(`
         UPDATE drover.steps SET status = 'failed', error = $3::jsonb, finished_at = now()
@@ -213,7 +221,7 @@ export class StepStore {
    * the rest; updates the run's counters, appends the events and finishes the
    * run when nothing is left open. Runs inside the caller's transaction.
    */
-  private async closeAfterFailure(tx: Queryable, runId: string, failedName: string, actor: string, events: AuditRow[]): Promise<RunProgress & { cancelled: CancelledStep[] }> {
+  private async closeAfterFailure(tx: Queryable, runId: string, failedName: string, actor: string, events: AuditRow[]): Promise<FailureOutcome> {
     const skipped = await tx.query(`
       WITH RECURSIVE descendants(name) AS (
         SELECT $2::text
@@ -223,7 +231,7 @@ export class StepStore {
       )
       UPDATE drover.steps SET status = 'skipped', finished_at = now()
        WHERE run_id = $1 AND status = 'pending' AND name IN (SELECT name FROM descendants)
-      RETURNING id`, [runId, failedName]);
+      RETURNING id, queue`, [runId, failedName]);
     for (const s of skipped) events.push(['step.skipped', s.id, { because: failedName }]);
     const [run] = await tx.query(`SELECT (definition->>'failFast')::boolean AS fail_fast FROM drover.runs WHERE id = $1`, [runId]);
     let cancelled: CancelledStep[] = [];
@@ -238,7 +246,7 @@ export class StepStore {
     await insertAudit(tx, runId, actor, events);
     const openSteps = counts ? counts.open_steps : null;
     if (openSteps === 0) await this.finishRun(tx, runId, actor);
-    return { runId, openSteps, cancelled };
+    return { runId, openSteps, cancelled, skipped: skipped.map((k) => ({ id: k.id, queue: k.queue })) };
   }
 
   /** Moves every open step of a run to `cancelled`; returns them with their previous state. */
@@ -258,26 +266,35 @@ export class StepStore {
    * @returns the final status, or null when it was not (or no longer) finishable.
    */
   async finishRun(q: Queryable, runId: string, actor: string): Promise<'succeeded' | 'failed' | null> {
-    const rows = await hot(q, 'drover_finish_run', `
+    return (await this.finishRuns(q, [runId], actor)).get(runId) ?? null;
+  }
+
+  /**
+   * `finishRun` for several runs in one statement (the executor's group
+   * commit of runs whose last steps finished together).
+   * @returns the final status of each run it finished (absent: not finishable).
+   */
+  async finishRuns(q: Queryable, runIds: string[], actor: string): Promise<Map<string, 'succeeded' | 'failed'>> {
+    const rows = await hot(q, 'drover_finish_runs', `
       WITH r AS (
         UPDATE drover.runs SET
           status = CASE WHEN failed_steps > 0 THEN 'failed' ELSE 'succeeded' END,
           finished_at = now(),
           output = CASE WHEN failed_steps > 0 THEN NULL ELSE (
             SELECT COALESCE(jsonb_object_agg(st.name, st.output), '{}'::jsonb) FROM drover.steps st
-             WHERE st.run_id = $1 AND NOT EXISTS (
-               SELECT 1 FROM drover.steps o WHERE o.run_id = $1 AND o.depends_on @> ARRAY[st.name]::text[])) END,
+             WHERE st.run_id = runs.id AND NOT EXISTS (
+               SELECT 1 FROM drover.steps o WHERE o.run_id = runs.id AND o.depends_on @> ARRAY[st.name]::text[])) END,
           error = CASE WHEN failed_steps > 0 THEN (
             SELECT jsonb_build_object('message', 'failed steps: ' || string_agg(f.name, ', ' ORDER BY f.name),
                                       'failedSteps', jsonb_agg(f.name ORDER BY f.name))
-              FROM drover.steps f WHERE f.run_id = $1 AND f.status = 'failed') END
-         WHERE id = $1 AND status IN ('pending', 'running') AND open_steps = 0
+              FROM drover.steps f WHERE f.run_id = runs.id AND f.status = 'failed') END
+         WHERE id = ANY ($1::uuid[]) AND status IN ('pending', 'running') AND open_steps = 0
         RETURNING id, status
       )
       INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
       SELECT 'run.' || r.status, r.id, NULL, $2, NULL FROM r
-      RETURNING type`, [runId, actor]);
-    return rows[0] ? (rows[0].type.slice(4) as 'succeeded' | 'failed') : null;
+      RETURNING run_id, type`, [runIds, actor]);
+    return new Map(rows.map((row) => [row.run_id as string, row.type.slice(4) as 'succeeded' | 'failed']));
   }
 
   /**
