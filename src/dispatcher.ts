@@ -40,6 +40,11 @@ export function jobOptionsOf(step: ReadyStep): JobsOptions {
 export class Dispatcher {
   constructor(private readonly backend: QueueBackend, private readonly logger: Logger) {}
 
+  /** The metrics label of a drover queue: its BullMQ queue name. */
+  queueLabel(queue: string): string {
+    return this.backend.bullName(queue);
+  }
+
   async enqueue(steps: ReadyStep[]): Promise<void> {
     if (steps.length === 0) return;
     const byQueue = new Map<string, ReadyStep[]>();

@@ -3,6 +3,9 @@
  * symbols, BigInt, cycles, or non-plain objects that JSON would drop or mangle.
  * Returns a path and reason for the first offence, or undefined when fine.
  */
+/** Deepest nesting accepted in inputs and outputs (deeper values would exhaust the stack). */
+export const MAX_JSON_DEPTH = 64;
+
 export function findNonJson(value: unknown, path = '$', seen: Set<object> = new Set()): string | undefined {
   switch (typeof value) {
     case 'string':
@@ -23,6 +26,7 @@ export function findNonJson(value: unknown, path = '$', seen: Set<object> = new 
   if (value === null) return undefined;
   const obj = value as object;
   if (seen.has(obj)) return `${path} is a circular reference`;
+  if (seen.size >= MAX_JSON_DEPTH) return `${path} is nested deeper than ${MAX_JSON_DEPTH} levels`;
   if (obj instanceof Date) return undefined;
   seen.add(obj);
   try {

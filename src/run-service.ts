@@ -4,6 +4,7 @@ import type { Dispatcher } from './dispatcher';
 import type { Queryable, Sql } from './db/sql';
 import { ApiError, invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow } from './errors';
 import { findNonJson, isJsonObject } from './json';
+import { metrics } from './metrics';
 import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
 import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
 import type { StepOptionsJson } from './entities/step.entity';
@@ -229,6 +230,8 @@ export class RunService {
     await this.requireRun(id);
     const cancelled = await this.store.cancelRun(id, actor);
     if (!cancelled) throw invalidState(`run ${id} is not pending or running, so it cannot be cancelled`);
+    metrics.runsFinished.inc({ status: 'cancelled' });
+    for (const s of cancelled) metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(s.queue) });
     await this.dispatcher.remove(cancelled.filter((s) => s.previous === 'queued'));
     return (await this.requireRun(id));
   }

@@ -1,6 +1,13 @@
 import { describeEachBackend } from './helpers/env';
 import { createEngine, type EngineHarness } from './helpers/engine';
+import { metrics } from '../src/metrics';
 import { Calls, echo, fatal, sleep } from './helpers/fixtures';
+
+/** This process's count of finished steps with a status, on one queue. */
+async function finished(status: string, queue: string): Promise<number> {
+  const { values } = await metrics.stepsFinished.get();
+  return values.filter((v) => v.labels.status === status && v.labels.queue === queue).reduce((a, v) => a + v.value, 0);
+}
 
 // root → bad → after-bad ; root → good → after-good ; (after-bad, after-good) → join
 const branches = (failFast: boolean) => ({
@@ -23,6 +30,7 @@ describeEachBackend('failing branches', (backend) => {
 
   it('skips the dependents of a failed step while an independent branch finishes', async () => {
     const calls = new Calls();
+    const queue = `${engine.namespace}.default`;
     await engine.startWorker({
       workflows: [branches(false)],
       processors: { echo: echo(calls), fatal, slow: async (ctx) => { await sleep(300, ctx.signal); calls.record(ctx.step.name); return 'ok'; } },
@@ -36,6 +44,7 @@ describeEachBackend('failing branches', (backend) => {
     const audit = (await engine.drover.getAudit(run.id)).items;
     expect(audit.filter((e) => e.type === 'step.skipped')).toHaveLength(2);
     expect(audit[audit.length - 1].type).toBe('run.failed');
+    expect([await finished('succeeded', queue), await finished('failed', queue), await finished('skipped', queue)]).toEqual([3, 1, 2]);
   });
 
   it('with failFast cancels the rest of the run', async () => {

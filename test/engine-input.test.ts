@@ -26,6 +26,8 @@ describeEachBackend('bad input', (backend) => {
   it('answers each bad request with a clear error and leaves nothing behind', async () => {
     await engine.drover.registerWorkflows([{ name: 'ok', steps: [{ name: 'a', processor: 'p' }] }]);
     const before = await counts();
+    let deep: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < 5000; i++) deep = { d: deep };
     const cases: Array<[unknown, number, string, string]> = [
       [{ workflow: 'nope' }, 422, 'unknown_workflow', 'unknown workflow "nope"'],
       [{ workflow: 'ok', input: [1, 2] }, 400, 'invalid_request', 'input: must be a JSON object'],
@@ -38,6 +40,7 @@ describeEachBackend('bad input', (backend) => {
       [{ workflow: 'ok', extra: true }, 400, 'invalid_request', 'Unrecognized key'],
       [{}, 400, 'invalid_request', 'workflow:'],
       [{ workflow: 'ok', workspace: '../etc' }, 400, 'invalid_request', 'workspace:'],
+      [{ workflow: 'ok', input: deep }, 400, 'invalid_request', 'is nested deeper than 64 levels'],
     ];
     for (const [request, status, code, message] of cases) {
       const error = await rejection(request);
