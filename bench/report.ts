@@ -21,6 +21,8 @@ const METRICS: Array<{ key: string; label: string; unit: string; higherIsBetter:
   { key: 'create', label: '4. create 10,000 runs (createRuns) / enqueue 10,000 jobs (bulk)', unit: 'per s', higherIsBetter: true },
   { key: 'growth', label: '5. throughput, 1 process, with history in the database', unit: 'steps/s', higherIsBetter: true },
   { key: 'rss', label: '6. peak RSS of a worker process during 1', unit: 'MB', higherIsBetter: false },
+  { key: 'cpuw', label: 'CPU per step in 1: worker process(es), incl. the client side of Redis/Postgres calls', unit: 'µs', higherIsBetter: false },
+  { key: 'cpupg', label: 'CPU per step in 1: Postgres server (every backend)', unit: 'µs', higherIsBetter: false },
 ];
 
 /** What the report says about the machine. */

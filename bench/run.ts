@@ -11,7 +11,7 @@ import { seedHistory } from './growth';
 import { describeMachine, renderReport, writeBenchmarksFile, type Results } from './report';
 import { now } from './stats';
 import { isDrover, SYSTEMS, type SystemId, type Target } from './systems';
-import { chainLatency, creation, fanRun, throughput } from './workloads';
+import { accountPostgresCpu, chainLatency, creation, fanRun, throughput } from './workloads';
 
 export const WORKLOADS = ['throughput', 'dag', 'latency', 'creation', 'growth'] as const;
 export type Workload = (typeof WORKLOADS)[number];
@@ -90,6 +90,7 @@ async function main(): Promise<void> {
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   log(`drover bench: ${options.systems.join(', ')} | ${options.workloads.join(', ')} | ${options.rounds} rounds | size ${options.size} | concurrency ${options.concurrency}`);
   const services = await startServices({ fsync: options.fsync, maxConnections: 600 });
+  accountPostgresCpu(services.postgres.pid);
   const stopServices = () => services.stop().catch(() => undefined);
   process.once('SIGINT', () => { void stopServices().finally(() => process.exit(130)); });
   const results: Results = {};
@@ -128,6 +129,8 @@ async function main(): Promise<void> {
           const one = await throughput(target(system), options.size, 1, c, TIMEOUT_MS);
           record('tp1', system, one.perSecond);
           record('rss', system, one.peakRssMb);
+          record('cpuw', system, one.workerCpuUs);
+          record('cpupg', system, one.postgresCpuUs);
           const two = await throughput(target(system), options.size, 2, c, TIMEOUT_MS);
           record('tp2', system, two.perSecond);
         }

@@ -24,7 +24,7 @@ export type ToChild = { type: 'go' } | { type: 'stop' };
 export type FromChild =
   | { type: 'ready' }
   | { type: 'progress'; done: number; firstAt: number; lastAt: number }
-  | { type: 'result'; maxRssKb: number; marks: Array<[index: number, start: number, end: number]> }
+  | { type: 'result'; maxRssKb: number; cpuMs: number; marks: Array<[index: number, start: number, end: number]> }
   | { type: 'error'; message: string };
 
 const traceReport = process.env.BENCH_TRACE ? traceQueries() : undefined;
@@ -139,6 +139,8 @@ async function start(system: SystemId, target: Target): Promise<{ go?: () => Pro
 
 async function main(): Promise<void> {
   const consumer = await start(config.target.system, config.target);
+  // CPU from here on: consuming, not loading modules and connecting.
+  const cpuAtReady = process.cpuUsage();
   const timer = setInterval(() => send({ type: 'progress', done, firstAt, lastAt }), 25);
   process.on('message', (m: ToChild) => {
     if (m.type === 'go') {
@@ -148,7 +150,8 @@ async function main(): Promise<void> {
       void consumer.close().catch(() => undefined).finally(() => {
         send({ type: 'progress', done, firstAt, lastAt });
         if (traceReport) process.stderr.write(`[${config.target.system}] ${done} jobs; Postgres round trips:\n${traceReport()}\n`);
-        send({ type: 'result', maxRssKb: process.resourceUsage().maxRSS, marks });
+        const cpu = process.cpuUsage(cpuAtReady);
+        send({ type: 'result', maxRssKb: process.resourceUsage().maxRSS, cpuMs: (cpu.user + cpu.system) / 1000, marks });
         setTimeout(() => process.exit(0), 50);
       });
     }

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { openProducer } from './producer';
@@ -63,6 +64,26 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs: number,
   }
 }
 
+let postgresPid: number | undefined;
+
+/** The postmaster whose CPU time the throughput rounds account (its exited backends add to its cutime). */
+export function accountPostgresCpu(pid: number | undefined): void {
+  postgresPid = pid;
+}
+
+/** CPU ms of the postmaster and every backend it has reaped (Linux; NaN elsewhere). */
+function postgresCpuMs(): number {
+  if (!postgresPid) return NaN;
+  try {
+    const fields = fs.readFileSync(`/proc/${postgresPid}/stat`, 'utf8').split(') ')[1].split(' ');
+    // utime, stime, cutime, cstime are fields 14-17 of stat; here offset by the two leading fields.
+    const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+    return (ticks * 1000) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
 /** Result of one throughput round. */
 export interface ThroughputResult {
   perSecond: number;
@@ -70,6 +91,9 @@ export interface ThroughputResult {
   peakRssMb: number;
   /** Jobs (or runs) created per second while populating. */
   createdPerSecond: number;
+  /** CPU time per step, µs: the worker processes, and Postgres (every backend), while consuming. */
+  workerCpuUs: number;
+  postgresCpuUs: number;
 }
 
 /**
@@ -89,6 +113,7 @@ export async function throughput(target: Target, n: number, processes: number, c
     let results;
     let end: number;
     let t0: number;
+    const pgBefore = postgresCpuMs();
     try {
       if (paused) await producer.resume();
       workers.go();
@@ -99,7 +124,12 @@ export async function throughput(target: Target, n: number, processes: number, c
     } finally {
       results = await workers.stop();
     }
+    // Backends of the stopped workers are reaped shortly after their connections close.
+    await new Promise((r) => setTimeout(r, 200));
+    const pgCpu = postgresCpuMs() - pgBefore;
     return {
+      workerCpuUs: (results.reduce((sum, r) => sum + r.cpuMs, 0) * 1000) / n,
+      postgresCpuUs: (pgCpu * 1000) / n,
       perSecond: (n - 1) / ((end - t0) / 1000),
       peakRssMb: Math.max(...results.map((r) => r.maxRssKb)) / 1024,
       createdPerSecond,
