@@ -96,6 +96,8 @@ export class StepExecutor {
       return { dropped: true };
     }
     const queue = job.queueName;
+    const debug = this.deps.logger.isLevelEnabled('debug');
+    if (debug) this.deps.logger.debug({ stepId, runId: started.runId, step: started.name, attempt: started.attempt, takeover: started.takeover }, 'step started');
     if (started.queuedAt) metrics.queueWait.observe({ queue }, Math.max(0, Date.now() - new Date(started.queuedAt).getTime()) / 1000);
     const attempt: ActiveAttempt = { stepId, lease, controller: new AbortController() };
     this.active.set(stepId, attempt);
@@ -117,6 +119,7 @@ export class StepExecutor {
       const result = await this.retry(() => this.deps.store.markStepSucceeded(stepId, lease, output ?? null, this.actor));
       if (!result) return this.drop(attempt, 'success');
       metrics.stepsFinished.inc({ status: 'succeeded', queue });
+      if (debug) this.deps.logger.debug({ stepId, runId: result.runId, promoted: result.promoted.length }, 'step succeeded');
       await this.dispatcher.enqueue(result.promoted);
       if (result.openSteps === 0) await this.finishRun(result.runId);
       return { stepId };
