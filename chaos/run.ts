@@ -8,7 +8,7 @@ import { checkInvariants, waitForSettle } from './checks';
 import { Fleet, hasDroverServer, Services, stopEverything, type ApiKind } from './cluster';
 import { Producer } from './producer';
 import { machine, table, writeSection, type ScenarioRow } from './report';
-import { SCENARIOS, type Scenario } from './scenarios';
+import { MIXED_SCENARIO, SCENARIOS, type Scenario } from './scenarios';
 
 /** Command-line options of `npm run chaos`. */
 interface ChaosOptions {
@@ -159,8 +159,9 @@ async function main(): Promise<number> {
   }
 
   const size: Size = o.quick ? { loadMs: 18_000, rate: 6, settleMs: 60_000 } : { loadMs: 60_000, rate: 8, settleMs: 120_000 };
-  const chosen = SCENARIOS.filter((s) => (!o.only || o.only.includes(s.name)) && !(s.redisOnly && o.backend === 'postgres'));
-  if (chosen.length === 0) throw new TypeError(`--only matched no scenario (scenarios: ${SCENARIOS.map((s) => s.name).join(', ')})`);
+  const all = o.quick ? SCENARIOS : [...SCENARIOS, MIXED_SCENARIO];
+  const chosen = all.filter((s) => (!o.only || o.only.includes(s.name)) && !(s.redisOnly && o.backend === 'postgres'));
+  if (chosen.length === 0) throw new TypeError(`--only matched no scenario (scenarios: ${all.map((s) => s.name).join(', ')})`);
   const rows: ScenarioRow[] = [];
   for (const scenario of chosen) rows.push(await runScenario(services, scenario, o, size, logDir));
   const mode = `${o.quick ? 'quick' : 'full'}${o.backend === 'postgres' ? '-pg' : ''}`;

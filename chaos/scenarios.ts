@@ -102,3 +102,26 @@ export const SCENARIOS: Scenario[] = [
     }),
   },
 ];
+
+/**
+ * Beyond the six (full runs only): every few seconds one fault drawn at random
+ * from all of them, so faults land on each other's recovery.
+ */
+export const MIXED_SCENARIO: Scenario = {
+  name: 'mixed',
+  fault: 'every 5 s one of: worker SIGKILL, worker SIGTERM, API SIGKILL, Redis restart, Redis SIGSTOP 6 s, Postgres restart',
+  redisOnly: true,
+  inject: (ctx) => every(ctx, 5000, async () => {
+    const faults: Array<[string, () => Promise<void>]> = [
+      ['worker SIGKILL', async () => { ctx.fleet.signalRandomWorker('SIGKILL'); void ctx.fleet.startWorker(); }],
+      ['worker SIGTERM', async () => { ctx.fleet.signalRandomWorker('SIGTERM'); void ctx.fleet.startWorker(); }],
+      ['API SIGKILL', async () => { ctx.fleet.killApi(); await sleep(1000); await ctx.fleet.startApi(); }],
+      ['Redis restart', () => ctx.services.restartRedis()],
+      ['Redis SIGSTOP', () => ctx.services.pauseRedis(6000)],
+      ['Postgres restart', () => ctx.services.restartPostgres(2000)],
+    ];
+    const [what, fault] = faults[Math.floor(Math.random() * faults.length)];
+    await fault();
+    ctx.faultDone(what);
+  }),
+};
