@@ -149,7 +149,10 @@ async function main(): Promise<void> {
         }
         if (options.workloads.includes('creation')) {
           if (isDrover(system)) {
-            const made = await creation(target(system), 10_000);
+            // Its runs stay queued (no worker): a database of their own, or a later worker's
+            // reconciler would find them and enqueue them into its own rounds.
+            const url = await createDatabase(services, `c${round}_${system.replace(/-/g, '_')}`);
+            const made = await creation(target(system, url), 10_000);
             record('big', system, made.bigRunMs);
             record('create', system, made.runsPerSecond);
           } else {
