@@ -3,6 +3,7 @@ import type { PoolClient } from 'pg';
 import type { Sql } from './db/sql';
 import { jobIdOf, type Dispatcher } from './dispatcher';
 import { metrics } from './metrics';
+import { backoffDelay } from './step-executor';
 import type { QueueBackend } from './queue-backend';
 import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
 
@@ -146,7 +147,8 @@ export class Reconciler {
   private async reenqueueMissingJobs(report: ReconcileReport): Promise<void> {
     const rows = await this.deps.sql.query(`
       SELECT s.id, s.run_id, s.processor, s.queue, s.generation, s.attempt, s.max_attempts, s.options, r.priority AS run_priority,
-             r.delay_ms, cardinality(s.depends_on) = 0 AS root
+             r.delay_ms, cardinality(s.depends_on) = 0 AS root,
+             extract(epoch FROM now() - s.queued_at) * 1000 AS waited_ms
         FROM drover.steps s JOIN drover.runs r ON r.id = s.run_id
        WHERE s.status = 'queued' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000)
        ORDER BY s.queued_at LIMIT $2`, [this.o.queuedGraceMs, this.o.batchSize]);
@@ -156,7 +158,8 @@ export class Reconciler {
       const state = await this.jobState(row.queue, jobId);
       if (LIVE_JOB_STATES.has(state)) return;
       if (state !== 'missing') await this.removeJob(row.queue, jobId);
-      missing.push({ ...toReadyStep(row), extraDelayMs: 0 });
+      // The lost job may have been delayed (run delay, step delay, retry backoff): the new one waits what is left.
+      missing.push({ ...toReadyStep(row), options: { ...row.options, delayMs: 0 }, extraDelayMs: remainingDelayMs(row) });
     }));
     if (missing.length === 0) return;
     // Audit first: the row is the truth; a crash before enqueue is found by the next pass.
@@ -213,4 +216,17 @@ export class Reconciler {
   private async removeJob(queue: string, jobId: string): Promise<void> {
     await this.deps.backend.queue(queue).remove(jobId).catch(() => undefined);
   }
+}
+
+/**
+ * How much longer a queued step must wait when its job is re-created: what is
+ * left, counted from `queued_at`, of its retry backoff (after a failed
+ * attempt) or of its ready delay (the step's `delayMs`, plus the run's
+ * `delayMs` for a root step on its first generation).
+ */
+export function remainingDelayMs(row: { attempt: number; generation: number; root: boolean; delay_ms: number; waited_ms: number | string; options: { delayMs: number; backoff: { type: 'fixed' | 'exponential'; delayMs: number } } }): number {
+  const total = row.attempt > 0
+    ? backoffDelay(row.options.backoff, row.attempt)
+    : row.options.delayMs + (row.root && row.generation === 0 ? row.delay_ms : 0);
+  return Math.max(0, Math.round(total - Number(row.waited_ms)));
 }
