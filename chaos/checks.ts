@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import { jobIdOf } from '../src/dispatcher';
 import type { QueueBackend } from '../src/queue-backend';
 import type { RunRecord } from './producer';
+import { RUN_DELAY_MS } from './workflows';
 
 /** What the checker found after the system settled. */
 export interface CheckResult {
@@ -91,7 +92,17 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
   }
   for (const run of runs.values()) {
     if (!TERMINAL_RUN.includes(run.status)) add(`open: run ${run.id} (${run.idempotency_key}) is still ${run.status}`);
+    const open = [...(stepsByRun.get(run.id) ?? new Map<string, string>())].filter(([, s]) => ['pending', 'queued', 'running'].includes(s));
+    if (TERMINAL_RUN.includes(run.status) && open.length) add(`finished with open steps: run ${run.id} is ${run.status} but ${open.map(([n, s]) => `${n} is ${s}`).join(', ')}`);
   }
+  // A run's delayMs holds whatever happens to the queue: no step of a delayed run starts earlier.
+  const delayed = recs.filter((r) => r.kind === 'delayed' && r.ids.size).map((r) => [...r.ids][0]);
+  const { rows: early } = await pool.query(`
+    SELECT r.id, r.idempotency_key, extract(epoch FROM (min(e.at) - r.created_at)) * 1000 AS after_ms
+      FROM drover.runs r JOIN drover.audit_events e ON e.run_id = r.id AND e.type = 'step.started'
+     WHERE r.id = ANY ($1::uuid[]) GROUP BY r.id HAVING min(e.at) < r.created_at + make_interval(secs => $2::double precision / 1000)`,
+  [delayed, RUN_DELAY_MS - 50]);
+  for (const e of early) add(`delay: run ${e.id} (${e.idempotency_key}) started a step ${Math.round(e.after_ms)} ms after creation; its delayMs is ${RUN_DELAY_MS}`);
   const { rows: dupKeys } = await pool.query(`
     SELECT idempotency_key, count(*)::int AS n FROM drover.runs WHERE idempotency_key IS NOT NULL GROUP BY 1 HAVING count(*) > 1`);
   for (const d of dupKeys) add(`idempotency: key ${d.idempotency_key} made ${d.n} runs`);

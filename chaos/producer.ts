@@ -1,6 +1,6 @@
 import type { Pool } from 'pg';
 import { withInfraRetry } from '../src/infra/retry';
-import { RUN_KINDS, workflowOf, type RunKind } from './workflows';
+import { RUN_DELAY_MS, RUN_KINDS, workflowOf, type RunKind } from './workflows';
 
 /** What a producer knows about one run it asked for. */
 export interface RunRecord {
@@ -19,7 +19,7 @@ export interface RunRecord {
 }
 
 /** Relative frequency of each kind in the load. */
-const WEIGHTS: Record<RunKind, number> = { chain: 3, diamond: 2, fanout: 1, flaky: 2, fatal: 1, slow: 1, cancel: 2, resume: 1 };
+const WEIGHTS: Record<RunKind, number> = { chain: 3, diamond: 2, fanout: 1, flaky: 2, fatal: 1, slow: 1, cancel: 2, resume: 1, delayed: 2 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -77,7 +77,7 @@ export class Producer {
     this.records.set(key, record);
     const send = async () => {
       record.submissions++;
-      const run = await this.call('POST', '/api/runs', { workflow: workflowOf(kind), input: { kind }, idempotencyKey: key }) as { id: string };
+      const run = await this.call('POST', '/api/runs', { workflow: workflowOf(kind), input: { kind }, idempotencyKey: key, ...(kind === 'delayed' ? { delayMs: RUN_DELAY_MS } : {}) }) as { id: string };
       record.ids.add(run.id);
       return run.id;
     };
