@@ -42,4 +42,15 @@ describeEachBackend('the reconciler keeps what is left of a lost job\'s delay', 
     await sleep(1200);
     expect(await lostJobDelay(run.id)).toBe(0);
   });
+
+  it('a retry backoff', async () => {
+    await engine.drover.registerWorkflows([{ name: 'backoff', steps: [{ name: 'a', processor: 'noop', backoff: { type: 'fixed', delayMs: 3000 } }] }]);
+    const run = await engine.drover.createRun({ workflow: 'backoff' });
+    // As markAttemptFailed leaves it: attempt 1 failed, queued again for its backoff.
+    await engine.drover.sql.query(`UPDATE drover.steps SET attempt = 1, queued_at = now() WHERE run_id = $1`, [run.id]);
+    await sleep(500);
+    const delay = await lostJobDelay(run.id);
+    expect(delay).toBeGreaterThan(2000);
+    expect(delay).toBeLessThanOrEqual(2600);
+  });
 });
