@@ -79,11 +79,11 @@ export async function openProducer(target: Target): Promise<Producer> {
         target,
         async populate(n) {
           for (let i = 0; i < n; i += CHUNK) {
-            await utils.addJobs(Array.from({ length: Math.min(CHUNK, n - i) }, (_, k) => ({ identifier: 'noop', payload: { i: i + k } })));
+            await utils.addJobs(Array.from({ length: Math.min(CHUNK, n - i) }, (_, k) => ({ identifier: `noop_${target.queue}`, payload: { i: i + k } })));
           }
           return [];
         },
-        async startChain() { await utils.addJob('link', { i: 0 }); },
+        async startChain() { await utils.addJob(`link_${target.queue}`, { i: 0 }); },
         async pause() { return false; },
         async resume() { /* workers start on go */ },
         close: async () => { await utils.release(); },

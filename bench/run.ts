@@ -9,7 +9,7 @@ import { Client } from 'pg';
 import { databaseUrl, startServices, TEMPLATE_DB, type Services } from '../test/harness/services';
 import { seedHistory } from './growth';
 import { describeMachine, renderReport, writeBenchmarksFile, type Results } from './report';
-import { now } from './stats';
+import { fmt, now } from './stats';
 import { isDrover, SYSTEMS, type SystemId, type Target } from './systems';
 import { accountPostgresCpu, chainLatency, creation, fanRun, throughput } from './workloads';
 
@@ -21,7 +21,7 @@ export interface BenchOptions {
   quick: boolean;
   systems: SystemId[];
   workloads: Workload[];
-  /** Measured rounds after the warm-up. Default 3 (quick: 2). */
+  /** Measured rounds after the warm-up. Default 2 (quick: 2). */
   rounds: number;
   /** Jobs / single-step runs of the throughput workload. Default 20 000 (quick: 4 000). */
   size: number;
@@ -61,7 +61,7 @@ export function parseArgs(argv: string[]): BenchOptions {
     quick,
     systems: list('systems', SYSTEMS),
     workloads: list('workloads', WORKLOADS),
-    rounds: int('rounds', quick ? 2 : 3),
+    rounds: int('rounds', 2),
     size: int('size', quick ? 4000 : 20_000),
     concurrency: int('concurrency', 50),
     history: int('history', quick ? 100_000 : 500_000),
@@ -94,8 +94,10 @@ async function main(): Promise<void> {
   const stopServices = () => services.stop().catch(() => undefined);
   process.once('SIGINT', () => { void stopServices().finally(() => process.exit(130)); });
   const results: Results = {};
+  const figures: string[] = [];
   const record = (metric: string, system: SystemId, value: number) => {
     ((results[metric] ??= {})[system] ??= []).push(value);
+    figures.push(`${metric} ${fmt(value)}`);
   };
   const loadBefore = (await import('node:os')).loadavg();
   try {
@@ -122,7 +124,7 @@ async function main(): Promise<void> {
     }
     // The two-process and growth variants run fewer rounds: at 20,000 steps they
     // are what keeps the default run under 10 minutes on 2 cores.
-    const extraRounds = Math.max(1, options.rounds - 2);
+    const extraRounds = Math.max(1, options.rounds - 1);
     for (let round = 1; round <= options.rounds; round++) {
       // Rotate the order so no system always runs first (or last) on a warming machine.
       const order = options.systems.map((_, i) => options.systems[(i + round - 1) % options.systems.length]);
@@ -159,7 +161,8 @@ async function main(): Promise<void> {
             record('create', system, (await creationOfQueue(target(system))));
           }
         }
-        log(`round ${round}: ${system} done in ${((now() - t) / 1000).toFixed(1)} s`);
+        // Each round's figures as they come, so a run cut short still tells something.
+        log(`round ${round}: ${system} done in ${((now() - t) / 1000).toFixed(1)} s: ${figures.splice(0).join(', ')}`);
       }
     }
     const machine = await describeMachine(services);

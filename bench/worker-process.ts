@@ -119,13 +119,14 @@ async function start(system: SystemId, target: Target): Promise<{ go?: () => Pro
           runner = await runGraphile({
             connectionString: target.databaseUrl, concurrency: config.concurrency, noHandleSignals: true, pollInterval: 2000,
             logger: new GraphileLogger(() => () => undefined),
+            // Task names carry the measurement's queue name: graphile-worker has one job table per database.
             taskList: {
-              noop: async () => undefined,
-              link: async (payload: any, helpers) => {
+              [`noop_${target.queue}`]: async () => undefined,
+              [`link_${target.queue}`]: async (payload: any, helpers) => {
                 const i = payload.i as number;
                 const t = now();
                 marks.push([i, t, t]);
-                if (i + 1 < config.chainLength) await helpers.addJob('link', { i: i + 1 }, { queueName: undefined });
+                if (i + 1 < config.chainLength) await helpers.addJob(`link_${target.queue}`, { i: i + 1 });
               },
             },
           });
