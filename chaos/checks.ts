@@ -83,6 +83,9 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
         else expect(run.status === 'cancelled' || (run.status === 'succeeded' && allSucceeded), 'expected cancelled or succeeded');
         if (run.status === 'cancelled') expect(![...steps.values()].some((s) => ['pending', 'queued', 'running'].includes(s)), 'cancelled run has open steps');
         break;
+      case 'cancel-resume':
+        expect(run.status === 'succeeded' && allSucceeded, 'cancelled mid-flight then resumed (or finished first): expected succeeded');
+        break;
       case 'resume':
         expect(run.status === 'succeeded' && allSucceeded && r.resumed === true, 'expected succeeded after the resume');
         break;
@@ -155,13 +158,14 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
     for (const job of jobs) if (job?.id && !live.has(job.id)) add(`queue: ${queue} holds ${await job.getState()} job ${job.id} of a terminal step`);
   }
 
-  // Beyond one: executions of a step past its recorded outcomes (a cancelled attempt counts as its one).
+  // Beyond one: executions of a step past its recorded outcomes (success, failed attempt, cancel while running).
   const { rows: [exec] } = await pool.query(`
     SELECT (SELECT count(*)::int FROM chaos.executions) AS executions,
            COALESCE((SELECT sum(GREATEST(0, e.n - GREATEST(1, COALESCE(o.n, 0))))::int
               FROM (SELECT step_id, count(*) AS n FROM chaos.executions GROUP BY 1) e
               LEFT JOIN (SELECT step_id, count(*) AS n FROM drover.audit_events
-                          WHERE type IN ('step.succeeded', 'step.attempt_failed') GROUP BY 1) o USING (step_id)), 0) AS beyond`);
+                          WHERE type IN ('step.succeeded', 'step.attempt_failed')
+                             OR (type = 'step.cancelled' AND data->>'previous' = 'running') GROUP BY 1) o USING (step_id)), 0) AS beyond`);
   return {
     runsAccepted, runsInDb: runs.size, steps: stepRows.length, executions: exec.executions,
     extraExecutions: exec.beyond, runsLost, doubleCompletions, violations,

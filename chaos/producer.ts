@@ -19,7 +19,7 @@ export interface RunRecord {
 }
 
 /** Relative frequency of each kind in the load. */
-const WEIGHTS: Record<RunKind, number> = { chain: 3, diamond: 2, fanout: 1, flaky: 2, fatal: 1, slow: 1, cancel: 2, resume: 1, delayed: 2 };
+const WEIGHTS: Record<RunKind, number> = { chain: 3, diamond: 2, fanout: 1, flaky: 2, fatal: 1, slow: 1, cancel: 2, resume: 1, delayed: 2, 'cancel-resume': 1 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -92,6 +92,7 @@ export class Producer {
     if (Math.random() < 0.05) await send().catch(() => undefined);
     if (kind === 'cancel') this.follow(this.cancelLater(record, id));
     if (kind === 'resume') this.follow(this.resumeWhenFailed(record, id));
+    if (kind === 'cancel-resume') this.follow(this.cancelLater(record, id).then(() => this.resumeCancelled(record, id)));
     return id;
   }
 
@@ -152,6 +153,25 @@ export class Producer {
         const run = await this.call('GET', `/api/runs/${id}`) as { status: string };
         record.resumed = run.status !== 'failed';
         if (!record.resumed) record.gaveUp = 'resume: 409 while the run is failed';
+      } else {
+        record.gaveUp = `resume: ${(error as Error).message}`;
+      }
+    }
+  }
+
+  /** Resumes a run cancelled mid-flight (its cancelled steps may still be running somewhere). */
+  private async resumeCancelled(record: RunRecord, id: string): Promise<void> {
+    if (record.cancel === 'late') return; // it had finished: nothing to resume
+    const status = await this.waitFor(id, ['cancelled', 'succeeded', 'failed'], this.retryDeadlineMs);
+    if (status !== 'cancelled') return;
+    try {
+      await this.call('POST', `/api/runs/${id}/retry`, {});
+      record.resumed = true;
+    } catch (error) {
+      if (error instanceof HttpStatusError && error.status === 409) {
+        const run = await this.call('GET', `/api/runs/${id}`) as { status: string };
+        record.resumed = run.status !== 'cancelled';
+        if (!record.resumed) record.gaveUp = 'resume: 409 while the run is cancelled';
       } else {
         record.gaveUp = `resume: ${(error as Error).message}`;
       }

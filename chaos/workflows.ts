@@ -10,7 +10,7 @@ import type { Processor, ProcessorContext, WorkflowDefinition } from '../src/typ
  */
 
 /** Kinds of run the producers start; each implies an outcome the checker verifies. */
-export const RUN_KINDS = ['chain', 'diamond', 'fanout', 'flaky', 'fatal', 'slow', 'cancel', 'resume', 'delayed'] as const;
+export const RUN_KINDS = ['chain', 'diamond', 'fanout', 'flaky', 'fatal', 'slow', 'cancel', 'resume', 'delayed', 'cancel-resume'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 
 /** Every step retries with short fixed backoff; lost attempts (kills, stalls) count too. */
@@ -85,7 +85,7 @@ export const CHAOS_WORKFLOWS: WorkflowDefinition[] = [
 
 /** The workflow a run kind starts. */
 export function workflowOf(kind: RunKind | 'probe'): string {
-  if (kind === 'cancel') return 'chaos-slow';
+  if (kind === 'cancel' || kind === 'cancel-resume') return 'chaos-slow';
   if (kind === 'delayed') return 'chaos-chain';
   return `chaos-${kind}`;
 }
