@@ -65,6 +65,7 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
     if (!run || !TERMINAL_RUN.includes(run.status)) {
       runsLost++;
       add(`lost: run ${id} (${r.key}) is ${run ? run.status : 'missing'}`);
+      if (run) add(`  its steps and audit trail: ${await describeRun(pool, id)}`);
       continue;
     }
     if (run.idempotency_key !== r.key) add(`idempotency: run ${id} holds key ${run.idempotency_key}, expected ${r.key}`);
@@ -171,3 +172,15 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
     extraExecutions: exec.beyond, runsLost, doubleCompletions, violations,
   };
 }
+
+/** A lost run's steps and audit trail, for the report. */
+async function describeRun(pool: Pool, runId: string): Promise<string> {
+  const { rows: [run] } = await pool.query(`SELECT status, open_steps, failed_steps, generation FROM drover.runs WHERE id = $1`, [runId]);
+  const { rows: steps } = await pool.query(`
+    SELECT name, status, generation, attempt, deps_remaining, worker_id FROM drover.steps WHERE run_id = $1 ORDER BY name`, [runId]);
+  const { rows: events } = await pool.query(`
+    SELECT e.type, s.name, e.actor, e.data FROM drover.audit_events e LEFT JOIN drover.steps s ON s.id = e.step_id
+     WHERE e.run_id = $1 AND e.type <> 'step.log' ORDER BY e.id`, [runId]);
+  return JSON.stringify({ run, steps, events: events.map((e) => `${e.type}${e.name ? `(${e.name})` : ''} by ${e.actor}${e.data ? ` ${JSON.stringify(e.data)}` : ''}`) });
+}
+
