@@ -65,7 +65,7 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
     if (!run || !TERMINAL_RUN.includes(run.status)) {
       runsLost++;
       add(`lost: run ${id} (${r.key}) is ${run ? run.status : 'missing'}`);
-      if (run) add(`  its steps and audit trail: ${await describeRun(pool, id)}`);
+      if (run) add(`  its steps, jobs and audit trail: ${await describeRun(pool, backend, id)}`);
       continue;
     }
     if (run.idempotency_key !== r.key) add(`idempotency: run ${id} holds key ${run.idempotency_key}, expected ${r.key}`);
@@ -174,10 +174,15 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
 }
 
 /** A lost run's steps and audit trail, for the report. */
-async function describeRun(pool: Pool, runId: string): Promise<string> {
+async function describeRun(pool: Pool, backend: QueueBackend, runId: string): Promise<string> {
   const { rows: [run] } = await pool.query(`SELECT status, open_steps, failed_steps, generation FROM drover.runs WHERE id = $1`, [runId]);
   const { rows: steps } = await pool.query(`
-    SELECT name, status, generation, attempt, deps_remaining, worker_id FROM drover.steps WHERE run_id = $1 ORDER BY name`, [runId]);
+    SELECT id, name, queue, status, generation, attempt, deps_remaining, worker_id FROM drover.steps WHERE run_id = $1 ORDER BY name`, [runId]);
+  for (const s of steps) {
+    const jobs: string[] = [];
+    for (let g = 0; g <= s.generation; g++) jobs.push(`g${g}:${await backend.queue(s.queue).getJobState(jobIdOf(s.id, g)).catch((e) => String(e))}`);
+    s.jobs = jobs.join(',');
+  }
   const { rows: events } = await pool.query(`
     SELECT e.type, s.name, e.actor, e.data FROM drover.audit_events e LEFT JOIN drover.steps s ON s.id = e.step_id
      WHERE e.run_id = $1 AND e.type <> 'step.log' ORDER BY e.id`, [runId]);
