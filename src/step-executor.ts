@@ -41,6 +41,7 @@ interface ActiveAttempt {
  * with the step's backoff, or fails the step for good.
  */
 export class StepExecutor {
+  /** Attempts in progress, by lease (two attempts of one step can overlap here: a resume). */
   private readonly active = new Map<string, ActiveAttempt>();
   private readonly actor: string;
   /** Group commit of run finishes: runs whose last steps end together are finished in one statement. */
@@ -66,9 +67,10 @@ export class StepExecutor {
   }
 
   /** Aborts attempts whose lease is gone (the step was cancelled or taken over). */
-  dropLostLeases(stepIds: Set<string>): void {
+  dropLostLeases(leases: Set<string>): void {
+    // By lease, not step id: a newer attempt of the same step (a resume) may run here too.
     for (const attempt of this.active.values()) {
-      if (stepIds.has(attempt.stepId) && !attempt.dropped) {
+      if (leases.has(attempt.lease) && !attempt.dropped) {
         attempt.dropped = 'lease_lost';
         attempt.controller.abort(new LeaseLostError());
       }
@@ -100,7 +102,7 @@ export class StepExecutor {
     if (debug) this.deps.logger.debug({ stepId, runId: started.runId, step: started.name, attempt: started.attempt, takeover: started.takeover }, 'step started');
     if (started.queuedAt) metrics.queueWait.observe({ queue }, Math.max(0, Date.now() - new Date(started.queuedAt).getTime()) / 1000);
     const attempt: ActiveAttempt = { stepId, lease, controller: new AbortController() };
-    this.active.set(stepId, attempt);
+    this.active.set(lease, attempt);
     const startedAt = process.hrtime.bigint();
     const pendingLogs: Promise<unknown>[] = [];
     try {
@@ -128,7 +130,7 @@ export class StepExecutor {
       if (attempt.dropped) return this.drop(attempt, 'failure');
       return await this.recordFailure(job, started, lease, error);
     } finally {
-      this.active.delete(stepId);
+      this.active.delete(lease);
     }
   };
 

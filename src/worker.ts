@@ -178,11 +178,11 @@ export class DroverWorker {
     const active = this.executor?.activeAttempts().filter((a) => !a.dropped) ?? [];
     if (active.length === 0) return;
     const rows = await this.sql!.query(`
-      SELECT a.id FROM unnest($1::uuid[], $2::uuid[]) AS a(id, lease)
+      SELECT a.lease FROM unnest($1::uuid[], $2::uuid[]) AS a(id, lease)
        WHERE NOT EXISTS (SELECT 1 FROM drover.steps s WHERE s.id = a.id AND s.status = 'running' AND s.lease = a.lease)`,
     [active.map((a) => a.stepId), active.map((a) => a.lease)]);
     // A step whose success we just recorded is not 'running' either; dropping it then is harmless.
-    if (rows.length) this.executor!.dropLostLeases(new Set(rows.map((r) => r.id)));
+    if (rows.length) this.executor!.dropLostLeases(new Set(rows.map((r) => r.lease)));
   }
 
   private every(ms: number, task: () => Promise<unknown>): void {
