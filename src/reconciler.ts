@@ -121,19 +121,29 @@ export class Reconciler {
     if (rows.length) metrics.reconcilerRepairs.inc({ kind: 'worker_gone' }, rows.length);
   }
 
-  /** Running steps held by workers that are no longer active, whose job is not active either. */
+  /**
+   * Running steps that nobody will finish: held by a worker that is no longer
+   * active while their job is not active either, or whose job BullMQ already
+   * finished (completed or failed) though the row still says running — a
+   * result that was dropped. A live worker whose job merely vanished (Redis
+   * flushed) may still be running the processor, so that case is left alone.
+   */
   private async requeueLostRunning(report: ReconcileReport): Promise<void> {
     const rows = await this.deps.sql.query(`
-      SELECT s.id, s.queue, s.generation, s.lease FROM drover.steps s
-       WHERE s.status = 'running'
-         AND NOT EXISTS (SELECT 1 FROM drover.workers w WHERE w.id = s.worker_id AND w.status = 'active')
-       ORDER BY s.started_at LIMIT $1`, [this.o.batchSize]);
+      SELECT s.id, s.queue, s.generation, s.lease,
+             EXISTS (SELECT 1 FROM drover.workers w WHERE w.id = s.worker_id AND w.status = 'active') AS worker_alive
+        FROM drover.steps s
+       WHERE s.status = 'running' AND s.started_at < now() - make_interval(secs => $2::double precision / 1000)
+       ORDER BY s.started_at LIMIT $1`, [this.o.batchSize, this.o.queuedGraceMs]);
     const ready: ReadyStep[] = [];
     for (const row of rows) {
       const state = await this.jobState(row.queue, jobIdOf(row.id, row.generation));
       if (state === 'active') continue; // BullMQ's stall detection will hand it to a live worker
+      const finishedJob = state === 'completed' || state === 'failed';
+      if (row.worker_alive && !finishedJob) continue;
       if (state !== 'missing' && !LIVE_JOB_STATES.has(state)) await this.removeJob(row.queue, jobIdOf(row.id, row.generation));
-      const step = await this.deps.store.requeueLostStep(row.id, row.lease, ACTOR, `worker gone; job ${state}`);
+      const reason = row.worker_alive ? `job ${state} but the step still running` : `worker gone; job ${state}`;
+      const step = await this.deps.store.requeueLostStep(row.id, row.lease, ACTOR, reason);
       if (step) ready.push(step);
     }
     if (ready.length) {

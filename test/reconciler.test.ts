@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import IORedis from 'ioredis';
 import { Dispatcher } from '../src/dispatcher';
 import { silentLogger } from '../src/logger';
@@ -56,6 +57,28 @@ describeEachBackend('the reconciler', (backend) => {
     expect(after).toMatchObject({ status: 'succeeded', output: { a: 7 } });
     expect((await engine.drover.getAudit(run.id)).items.pop()).toMatchObject({ type: 'run.succeeded', actor: 'reconciler' });
     expect(await engine.drover.backend.queue('default').getJobState(`${after.steps[0].id}-g0`)).toBe('unknown');
+  });
+
+  it('re-queues a step left running whose job BullMQ already finished (a dropped result)', async () => {
+    const wf = { name: 'dropped', steps: [{ name: 'a', processor: 'noop' }] };
+    await engine.drover.registerWorkflows([wf]);
+    // A live worker holds the step, but its attempt's result was dropped: the job completed, the row says running.
+    await engine.drover.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status)
+      VALUES ('alive', 'h', 1, '{default}', 1, '0', 'active')`);
+    const run = await engine.drover.createRun({ workflow: 'dropped' });
+    const [step] = await engine.drover.sql.query(`SELECT id FROM drover.steps WHERE run_id = $1`, [run.id]);
+    await new StepStore(engine.drover.sql).markStepRunning(step.id, 0, randomUUID(), 'alive');
+    const raw = engine.drover.backend.createWorker('default', async () => ({ dropped: true }), { concurrency: 1 });
+    const jobId = `${step.id}-g0`;
+    await eventually(async () => (await engine.drover.backend.queue('default').getJobState(jobId)) === 'completed', 10_000, 'the job to complete');
+    await raw.close();
+
+    const report = await reconcilerFor().reconcile();
+    expect(report.requeued).toBe(1);
+    const [row] = await engine.drover.sql.query(`SELECT status FROM drover.steps WHERE id = $1`, [step.id]);
+    expect(row.status).toBe('queued');
+    expect(await engine.drover.backend.queue('default').getJobState(jobId)).toBe('waiting');
+    expect((await engine.drover.getAudit(run.id)).items.pop()).toMatchObject({ type: 'step.requeued', actor: 'reconciler' });
   });
 
   it('never runs two passes at once', async () => {
