@@ -144,15 +144,19 @@ export class Producer {
     }
     // Open the gate (the "fix" an operator makes), then resume the run.
     await withInfraRetry(() => this.pool.query('INSERT INTO chaos.gates (run_id) VALUES ($1) ON CONFLICT DO NOTHING', [id]));
+    await this.retryRun(record, id, 'failed');
+  }
+
+  /** POST retry; a 409 after a lost answer means the first request resumed it. */
+  private async retryRun(record: RunRecord, id: string, from: 'failed' | 'cancelled'): Promise<void> {
     try {
       await this.call('POST', `/api/runs/${id}/retry`, {});
       record.resumed = true;
     } catch (error) {
-      // A 409 after a lost answer: the first request resumed it.
       if (error instanceof HttpStatusError && error.status === 409) {
         const run = await this.call('GET', `/api/runs/${id}`) as { status: string };
-        record.resumed = run.status !== 'failed';
-        if (!record.resumed) record.gaveUp = 'resume: 409 while the run is failed';
+        record.resumed = run.status !== from;
+        if (!record.resumed) record.gaveUp = `resume: 409 while the run is ${from}`;
       } else {
         record.gaveUp = `resume: ${(error as Error).message}`;
       }
@@ -164,18 +168,7 @@ export class Producer {
     if (record.cancel === 'late') return; // it had finished: nothing to resume
     const status = await this.waitFor(id, ['cancelled', 'succeeded', 'failed'], this.retryDeadlineMs);
     if (status !== 'cancelled') return;
-    try {
-      await this.call('POST', `/api/runs/${id}/retry`, {});
-      record.resumed = true;
-    } catch (error) {
-      if (error instanceof HttpStatusError && error.status === 409) {
-        const run = await this.call('GET', `/api/runs/${id}`) as { status: string };
-        record.resumed = run.status !== 'cancelled';
-        if (!record.resumed) record.gaveUp = 'resume: 409 while the run is cancelled';
-      } else {
-        record.gaveUp = `resume: ${(error as Error).message}`;
-      }
-    }
+    await this.retryRun(record, id, 'cancelled');
   }
 
   private async waitFor(id: string, statuses: string[], timeoutMs: number): Promise<string | undefined> {

@@ -5,6 +5,7 @@ import { jobIdOf, type Dispatcher } from './dispatcher';
 import { metrics } from './metrics';
 import { backoffDelay } from './step-executor';
 import type { QueueBackend } from './queue-backend';
+import { WorkerRegistry } from './worker-registry';
 import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
 
 /** Options of the reconciler. */
@@ -113,10 +114,7 @@ export class Reconciler {
   }
 
   private async markGoneWorkers(report: ReconcileReport): Promise<void> {
-    const rows = await this.deps.sql.query(`
-      UPDATE drover.workers SET status = 'gone', stopped_at = now()
-       WHERE status = 'active' AND last_heartbeat_at < now() - make_interval(secs => $1::double precision / 1000)
-      RETURNING id`, [this.o.heartbeatTimeoutMs]);
+    const rows = await new WorkerRegistry(this.deps.sql).markExpiredGone(this.o.heartbeatTimeoutMs);
     report.workersGone = rows.length;
     if (rows.length) metrics.reconcilerRepairs.inc({ kind: 'worker_gone' }, rows.length);
   }

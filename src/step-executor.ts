@@ -151,7 +151,7 @@ export class StepExecutor {
       for (const c of result.cancelled) metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(c.queue) });
       this.deps.logger.warn({ stepId: started.id, runId: started.runId, attempt: started.attempt, err: serialized }, 'step failed for good');
       await this.dispatcher.remove(result.cancelled.filter((c) => c.previous === 'queued'));
-      if (result.openSteps === 0) this.countRunFinished(await this.runStatus(started.runId));
+      this.countRunFinished(result.runStatus);
       // The one place a drover failure becomes BullMQ's "do not retry".
       throw new UnrecoverableError(serialized.message);
     }
@@ -195,11 +195,6 @@ export class StepExecutor {
 
   private countRunFinished(status: string | null): void {
     if (status) metrics.runsFinished.inc({ status });
-  }
-
-  private async runStatus(runId: string): Promise<string | null> {
-    const [row] = await this.deps.sql.query(`SELECT status FROM drover.runs WHERE id = $1`, [runId]);
-    return row && row.status !== 'running' && row.status !== 'pending' ? row.status : null;
   }
 
   private drop(attempt: ActiveAttempt, transition: string): { dropped: true } {

@@ -54,6 +54,8 @@ export interface CancelledStep {
 
 /** What a final failure did to the rest of the run. */
 export interface FailureOutcome extends RunProgress {
+  /** The run's final status when this failure finished it. */
+  runStatus: 'succeeded' | 'failed' | null;
   /** Steps cancelled by failFast. */
   cancelled: CancelledStep[];
   /** Descendants skipped because a dependency failed. */
@@ -245,8 +247,8 @@ export class StepStore {
       RETURNING open_steps`, [runId, 1 + skipped.length + cancelled.length]);
     await insertAudit(tx, runId, actor, events);
     const openSteps = counts ? counts.open_steps : null;
-    if (openSteps === 0) await this.finishRun(tx, runId, actor);
-    return { runId, openSteps, cancelled, skipped: skipped.map((k) => ({ id: k.id, queue: k.queue })) };
+    const runStatus = openSteps === 0 ? await this.finishRun(tx, runId, actor) : null;
+    return { runId, openSteps, runStatus, cancelled, skipped: skipped.map((k) => ({ id: k.id, queue: k.queue })) };
   }
 
   /** Moves every open step of a run to `cancelled`; returns them with their previous state. */
