@@ -25,7 +25,9 @@ async function startWorkers(config: WorkerConfig, count: number): Promise<Worker
   let failure: Error | undefined;
   const ready: Promise<void>[] = [];
   for (let i = 0; i < count; i++) {
-    const child = fork(WORKER_SCRIPT, [], { env: { ...process.env, BENCH_WORKER: JSON.stringify(config) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // BENCH_CPU_PROF=DIR writes a V8 CPU profile of every worker process into DIR.
+    const execArgv = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
+    const child = fork(WORKER_SCRIPT, [], { env: { ...process.env, BENCH_WORKER: JSON.stringify(config) }, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     const entry: (typeof children)[number] = { child, done: 0, firstAt: 0, lastAt: 0 };
     children.push(entry);
     ready.push(new Promise((resolve, reject) => {

@@ -143,12 +143,13 @@ export class RunService {
     }
 
     const steps = { id: [] as string[], run: [] as string[], name: [] as string[], proc: [] as string[], queue: [] as string[],
-      status: [] as string[], deps: [] as string[], remaining: [] as number[], max: [] as number[], options: [] as string[] };
+      status: [] as string[], deps: [] as string[], remaining: [] as number[], max: [] as number[], options: [] as string[], sink: [] as boolean[] };
     const roots: ReadyStep[] = [];
     const audit = { type: [] as string[], run: [] as string[], step: [] as (string | null)[] };
     for (const p of prepared) {
       if (!created.has(p.id)) continue;
       audit.type.push('run.created'); audit.run.push(p.id); audit.step.push(null);
+      const dependedOn = new Set(p.workflow.steps.flatMap((s) => s.dependsOn));
       for (const s of p.workflow.steps) {
         const id = randomUUID();
         const root = s.dependsOn.length === 0;
@@ -156,6 +157,7 @@ export class RunService {
         steps.id.push(id); steps.run.push(p.id); steps.name.push(s.name); steps.proc.push(s.processor); steps.queue.push(s.queue);
         steps.status.push(root ? 'queued' : 'pending'); steps.deps.push(JSON.stringify(s.dependsOn));
         steps.remaining.push(s.dependsOn.length); steps.max.push(s.attempts); steps.options.push(JSON.stringify(options));
+        steps.sink.push(!dependedOn.has(s.name));
         if (root) {
           audit.type.push('step.queued'); audit.run.push(p.id); audit.step.push(id);
           roots.push({ ...toReadyStep({ id, run_id: p.id, processor: s.processor, queue: s.queue, generation: 0, attempt: 0, max_attempts: s.attempts, options }, p.request.priority ?? 0), extraDelayMs: p.request.delayMs ?? 0 });
@@ -164,12 +166,12 @@ export class RunService {
     }
     if (steps.id.length) {
       await tx.query(`
-        INSERT INTO drover.steps (id, run_id, name, processor, queue, status, depends_on, deps_remaining, max_attempts, options, queued_at)
-        SELECT id, run, name, proc, queue, status, ARRAY(SELECT jsonb_array_elements_text(deps)), remaining, maxa, opts,
+        INSERT INTO drover.steps (id, run_id, name, processor, queue, status, depends_on, deps_remaining, max_attempts, options, sink, queued_at)
+        SELECT id, run, name, proc, queue, status, ARRAY(SELECT jsonb_array_elements_text(deps)), remaining, maxa, opts, sink,
                CASE WHEN status = 'queued' THEN now() END
-          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::int[], $9::int[], $10::jsonb[])
-               AS t(id, run, name, proc, queue, status, deps, remaining, maxa, opts)`,
-      [steps.id, steps.run, steps.name, steps.proc, steps.queue, steps.status, steps.deps, steps.remaining, steps.max, steps.options]);
+          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::int[], $9::int[], $10::jsonb[], $11::bool[])
+               AS t(id, run, name, proc, queue, status, deps, remaining, maxa, opts, sink)`,
+      [steps.id, steps.run, steps.name, steps.proc, steps.queue, steps.status, steps.deps, steps.remaining, steps.max, steps.options, steps.sink]);
       await tx.query(`
         INSERT INTO drover.audit_events (type, run_id, step_id, actor)
         SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], array_fill($4::text, ARRAY[$5::int]))`,

@@ -44,6 +44,28 @@ export interface RunProgress {
   openSteps: number | null;
 }
 
+/** A start the executor asks for: the job's step and generation, under a fresh lease. */
+export interface StartRequest {
+  stepId: string;
+  generation: number;
+  lease: string;
+}
+
+/** A success the executor records under its lease. */
+export interface SuccessRequest {
+  stepId: string;
+  lease: string;
+  output: unknown;
+}
+
+/** What a recorded success did. */
+export interface StepSuccess extends RunProgress {
+  /** `succeeded` when this success finished the run (null: still open, or left for `finishRuns`). */
+  runStatus: 'succeeded' | null;
+  /** Dependents it moved to `queued` (to enqueue after commit). */
+  promoted: ReadyStep[];
+}
+
 /** A step moved to `cancelled` whose job may still sit in the queue. */
 export interface CancelledStep {
   id: string;
@@ -99,40 +121,53 @@ export class StepStore {
    * Moves the run to `running` on its first start. One statement.
    */
   async markStepRunning(stepId: string, generation: number, lease: string, workerId: string): Promise<StartedStep | null> {
-    const rows = await hot(this.sql, 'drover_mark_step_running', `
-      WITH old AS (
-        SELECT id, status FROM drover.steps
-         WHERE id = $1 AND generation = $2 AND status IN ('queued', 'running')
-         FOR UPDATE
+    return (await this.markStepsRunning([{ stepId, generation, lease }], workerId)).get(lease) ?? null;
+  }
+
+  /**
+   * `markStepRunning` for the starts a worker has in hand at once, in one
+   * statement (group commit). Rows are locked in id order, so concurrent
+   * batches of several workers cannot deadlock on them.
+   * @returns the started steps by lease; a lease that is absent lost its fence.
+   */
+  async markStepsRunning(starts: StartRequest[], workerId: string): Promise<Map<string, StartedStep>> {
+    const sorted = [...starts].sort((a, b) => compare(a.stepId, b.stepId));
+    const rows = await hot(this.sql, 'drover_mark_steps_running', `
+      WITH req AS (
+        SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(id, generation, lease)
+      ), old AS (
+        SELECT st.id, st.status, req.lease FROM drover.steps st JOIN req ON req.id = st.id AND req.generation = st.generation
+         WHERE st.id = ANY ($1::uuid[]) AND st.status IN ('queued', 'running')
+         ORDER BY st.id
+           FOR UPDATE OF st
       ), s AS (
         UPDATE drover.steps st
-           SET status = 'running', attempt = st.attempt + 1, lease = $3, worker_id = $4, started_at = now()
+           SET status = 'running', attempt = st.attempt + 1, lease = old.lease, worker_id = $4, started_at = now()
           FROM old
          WHERE st.id = old.id
         RETURNING st.id, st.run_id, st.name, st.processor, st.attempt, st.max_attempts, st.options, st.queued_at,
-                  st.depends_on, old.status = 'running' AS takeover
+                  st.depends_on, st.lease, old.status = 'running' AS takeover
       ), r AS (
         UPDATE drover.runs SET status = 'running', started_at = now()
-          FROM s WHERE runs.id = s.run_id AND runs.status = 'pending'
+         WHERE runs.id = ANY (ARRAY(SELECT DISTINCT run_id FROM s)) AND runs.status = 'pending'
         RETURNING runs.id
       ), a AS (
         INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
-        SELECT 'step.started', s.run_id, s.id, $5, jsonb_build_object('attempt', s.attempt, 'takeover', s.takeover) FROM s
-        UNION ALL
         SELECT 'run.started', r.id, NULL, $5, NULL FROM r
+        UNION ALL
+        SELECT 'step.started', s.run_id, s.id, $5, jsonb_build_object('attempt', s.attempt, 'takeover', s.takeover) FROM s
       )
       SELECT s.*, runs.input, runs.workflow, runs.workspace,
-             COALESCE((SELECT jsonb_object_agg(p.name, p.output) FROM drover.steps p
-                        WHERE p.run_id = s.run_id AND p.name = ANY (s.depends_on)), '{}'::jsonb) AS parents
+             CASE WHEN cardinality(s.depends_on) = 0 THEN '{}'::jsonb ELSE
+               COALESCE((SELECT jsonb_object_agg(p.name, p.output) FROM drover.steps p
+                          WHERE p.run_id = s.run_id AND p.name = ANY (s.depends_on)), '{}'::jsonb) END AS parents
         FROM s JOIN drover.runs ON runs.id = s.run_id`,
-      [stepId, generation, lease, workerId, `worker:${workerId}`]);
-    const row = rows[0];
-    if (!row) return null;
-    return {
+      [sorted.map((r) => r.stepId), sorted.map((r) => r.generation), sorted.map((r) => r.lease), workerId, `worker:${workerId}`]);
+    return new Map(rows.map((row): [string, StartedStep] => [row.lease, {
       id: row.id, runId: row.run_id, name: row.name, processor: row.processor, attempt: row.attempt,
       maxAttempts: row.max_attempts, options: row.options, queuedAt: row.queued_at, input: row.input,
       workflow: row.workflow, workspace: row.workspace, parents: row.parents, takeover: row.takeover,
-    };
+    }]));
   }
 
   /**
@@ -141,42 +176,97 @@ export class StepStore {
    * open-step counter drops, and the audit events are appended.
    * @returns null when the fence failed (the result must be dropped).
    */
-  async markStepSucceeded(stepId: string, lease: string, output: unknown, actor: string): Promise<(RunProgress & { promoted: ReadyStep[] }) | null> {
-    const rows = await hot(this.sql, 'drover_mark_step_succeeded', `
-      WITH s AS (
-        UPDATE drover.steps SET status = 'succeeded', output = $3::jsonb, finished_at = now()
-         WHERE id = $1 AND lease = $2 AND status = 'running'
-        RETURNING id, run_id, name, attempt
+  async markStepSucceeded(stepId: string, lease: string, output: unknown, actor: string): Promise<StepSuccess | null> {
+    return (await this.markStepsSucceeded([{ stepId, lease, output }], actor)).get(lease) ?? null;
+  }
+
+  /**
+   * `markStepSucceeded` for the successes a worker has in hand at once, in one
+   * statement (group commit). A dependent two of them unblock is decremented
+   * once by both; each run row is updated once with the sum, merging the
+   * outputs of its sink steps, and a run whose last open step succeeds here
+   * is finished here (`runStatus`), with `run.succeeded`. A run that had a
+   * failed step is left for `finishRuns`, whose fresh snapshot sees every
+   * failed step. Rows are locked in id order (steps, dependents, runs).
+   * @returns the outcome by lease (absent: the fence failed); each promoted
+   *   step appears in exactly one outcome.
+   */
+  async markStepsSucceeded(successes: SuccessRequest[], actor: string): Promise<Map<string, StepSuccess>> {
+    const sorted = [...successes].sort((a, b) => compare(a.stepId, b.stepId));
+    const rows = await hot(this.sql, 'drover_mark_steps_succeeded', `
+      WITH req AS (
+        SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS r(id, lease, output)
+      ), s AS (
+        UPDATE drover.steps st SET status = 'succeeded', output = req.output, finished_at = now()
+          FROM req
+         WHERE st.id = req.id AND st.lease = req.lease AND st.status = 'running'
+        RETURNING st.id, st.run_id, st.name, st.attempt, st.sink, st.output, st.lease
+      ), unblocked AS (
+        SELECT c.id, count(*)::int AS n
+          FROM s JOIN drover.steps c ON c.run_id = s.run_id AND c.depends_on @> ARRAY[s.name]::text[]
+         WHERE c.status = 'pending'
+         GROUP BY c.id
+      ), kids AS (
+        SELECT c.id, u.n FROM drover.steps c JOIN unblocked u ON u.id = c.id
+         WHERE c.id = ANY (ARRAY(SELECT id FROM unblocked))
+         ORDER BY c.id
+           FOR UPDATE OF c
       ), d AS (
         UPDATE drover.steps c
-           SET deps_remaining = c.deps_remaining - 1,
-               status = CASE WHEN c.deps_remaining = 1 THEN 'queued' ELSE c.status END,
-               queued_at = CASE WHEN c.deps_remaining = 1 THEN now() ELSE c.queued_at END
-          FROM s
-         WHERE c.run_id = s.run_id AND c.status = 'pending' AND c.depends_on @> ARRAY[s.name]::text[]
+           SET deps_remaining = c.deps_remaining - kids.n,
+               status = CASE WHEN c.deps_remaining = kids.n THEN 'queued' ELSE c.status END,
+               queued_at = CASE WHEN c.deps_remaining = kids.n THEN now() ELSE c.queued_at END
+          FROM kids
+         WHERE c.id = kids.id AND c.status = 'pending'
         RETURNING c.id, c.run_id, c.processor, c.queue, c.generation, c.attempt, c.max_attempts, c.options, c.status
+      ), per_run AS (
+        SELECT run_id, count(*)::int AS n, jsonb_object_agg(name, output) FILTER (WHERE sink) AS outputs
+          FROM s GROUP BY run_id
+      ), locked_runs AS (
+        SELECT runs.id, p.n, p.outputs FROM drover.runs JOIN per_run p ON p.run_id = runs.id
+         WHERE runs.id = ANY (ARRAY(SELECT run_id FROM per_run))
+         ORDER BY runs.id
+           FOR UPDATE OF runs
       ), r AS (
-        UPDATE drover.runs SET open_steps = open_steps - 1
-          FROM s WHERE runs.id = s.run_id AND runs.status IN ('pending', 'running')
-        RETURNING runs.id, runs.open_steps, runs.priority
+        UPDATE drover.runs SET
+               open_steps = open_steps - l.n,
+               output = CASE WHEN l.outputs IS NULL THEN output ELSE COALESCE(output, '{}'::jsonb) || l.outputs END,
+               status = CASE WHEN open_steps = l.n AND failed_steps = 0 THEN 'succeeded' ELSE status END,
+               finished_at = CASE WHEN open_steps = l.n AND failed_steps = 0 THEN now() ELSE finished_at END
+          FROM locked_runs l
+         WHERE runs.id = l.id AND runs.status IN ('pending', 'running')
+        RETURNING runs.id, runs.open_steps, runs.priority, runs.status
       ), a AS (
         INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
         SELECT 'step.succeeded', s.run_id, s.id, $4, jsonb_build_object('attempt', s.attempt) FROM s
         UNION ALL
         SELECT 'step.queued', d.run_id, d.id, $4, NULL FROM d WHERE d.status = 'queued'
+        UNION ALL
+        SELECT 'run.succeeded', r.id, NULL, $4, NULL FROM r WHERE r.status = 'succeeded'
       )
-      SELECT (SELECT run_id FROM s) AS run_id,
-             (SELECT open_steps FROM r) AS open_steps,
-             (SELECT priority FROM r) AS run_priority,
-             COALESCE((SELECT json_agg(d) FROM d WHERE d.status = 'queued'), '[]'::json) AS promoted`,
-      [stepId, lease, JSON.stringify(output ?? null), actor]);
-    const row = rows[0];
-    if (!row?.run_id) return null;
-    return {
-      runId: row.run_id,
-      openSteps: row.open_steps,
-      promoted: (row.promoted as any[]).map((d) => toReadyStep(d, row.run_priority ?? 0)),
-    };
+      SELECT s.lease, s.run_id, r.open_steps, r.status AS run_status, NULL::json AS promoted
+        FROM s LEFT JOIN r ON r.id = s.run_id
+      UNION ALL
+      SELECT NULL, d.run_id, NULL, NULL, json_build_object('id', d.id, 'run_id', d.run_id, 'processor', d.processor,
+             'queue', d.queue, 'generation', d.generation, 'attempt', d.attempt, 'max_attempts', d.max_attempts,
+             'options', d.options, 'run_priority', COALESCE(r.priority, 0))
+        FROM d LEFT JOIN r ON r.id = d.run_id WHERE d.status = 'queued'`,
+      [sorted.map((r) => r.stepId), sorted.map((r) => r.lease), sorted.map((r) => JSON.stringify(r.output ?? null)), actor]);
+    const outcomes = new Map<string, StepSuccess>();
+    const firstOfRun = new Map<string, StepSuccess>();
+    for (const row of rows) {
+      if (row.lease === null) continue;
+      const outcome: StepSuccess = {
+        runId: row.run_id, openSteps: row.open_steps, promoted: [],
+        runStatus: row.run_status === 'succeeded' ? 'succeeded' : null,
+      };
+      outcomes.set(row.lease, outcome);
+      if (!firstOfRun.has(row.run_id)) firstOfRun.set(row.run_id, outcome);
+    }
+    for (const row of rows) {
+      if (row.lease === null) firstOfRun.get(row.run_id)?.promoted.push(toReadyStep(row.promoted));
+    }
+    return outcomes;
   }
 
   /**
@@ -263,7 +353,8 @@ export class StepStore {
 
   /**
    * Finishes a run whose steps are all terminal: `succeeded` with the outputs
-   * of its sink steps, or `failed`. Fenced on the run being open with no open
+   * of its sink steps, or `failed`. (A separate statement after the last
+   * transition committed, so its snapshot sees every step's final row.) Fenced on the run being open with no open
    * steps, so calling it twice is harmless.
    * @returns the final status, or null when it was not (or no longer) finishable.
    */
@@ -282,10 +373,9 @@ export class StepStore {
         UPDATE drover.runs SET
           status = CASE WHEN failed_steps > 0 THEN 'failed' ELSE 'succeeded' END,
           finished_at = now(),
-          output = CASE WHEN failed_steps > 0 THEN NULL ELSE (
+          output = CASE WHEN failed_steps > 0 THEN output ELSE (
             SELECT COALESCE(jsonb_object_agg(st.name, st.output), '{}'::jsonb) FROM drover.steps st
-             WHERE st.run_id = runs.id AND NOT EXISTS (
-               SELECT 1 FROM drover.steps o WHERE o.run_id = runs.id AND o.depends_on @> ARRAY[st.name]::text[])) END,
+             WHERE st.run_id = runs.id AND st.sink) END,
           error = CASE WHEN failed_steps > 0 THEN (
             SELECT jsonb_build_object('message', 'failed steps: ' || string_agg(f.name, ', ' ORDER BY f.name),
                                       'failedSteps', jsonb_agg(f.name ORDER BY f.name))
@@ -350,7 +440,7 @@ export class StepStore {
         RETURNING ${READY_COLUMNS.split(', ').map((c) => `c.${c}`).join(', ')}, c.status`, [reset.map((r) => r.id)]);
       await tx.query(`
         UPDATE drover.runs SET status = 'running', generation = generation + 1, open_steps = $2, failed_steps = 0,
-               output = NULL, error = NULL, finished_at = NULL
+               error = NULL, finished_at = NULL
          WHERE id = $1`, [runId, reset.length]);
       const queued = ready.filter((r) => r.status === 'queued');
       await insertAudit(tx, runId, actor, [
@@ -394,3 +484,8 @@ export async function insertAudit(q: Queryable, runId: string, actor: string, ev
 }
 
 class NotOpen extends Error {}
+
+/** Postgres' order of uuids (bytewise), which is the order of their lower-case text. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

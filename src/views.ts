@@ -13,7 +13,8 @@ export function toRunView(row: any): RunView {
     workflow: row.workflow,
     status: row.status,
     input: row.input ?? null,
-    output: row.output ?? null,
+    // While a run is open (or after it failed) the column holds the sink outputs so far.
+    output: row.status === 'succeeded' ? row.output ?? null : null,
     error: row.error ?? null,
     workspace: row.workspace,
     priority: row.priority,

@@ -14,6 +14,7 @@ export class RunEntity {
   @Column({ type: 'jsonb' }) definition!: unknown;
   @Column({ type: 'varchar', length: 16 }) status!: RunStatus;
   @Column({ type: 'jsonb', nullable: true }) input!: Record<string, unknown> | null;
+  /** The outputs of its sink steps by name; filled as they succeed, shown once the run has succeeded. */
   @Column({ type: 'jsonb', nullable: true }) output!: Record<string, unknown> | null;
   @Column({ type: 'jsonb', nullable: true }) error!: unknown;
   @Column({ type: 'varchar', length: 64, default: 'default' }) workspace!: string;

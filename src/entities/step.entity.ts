@@ -22,6 +22,8 @@ export class StepEntity {
   @Column({ name: 'depends_on', type: 'text', array: true }) dependsOn!: string[];
   /** Dependencies that have not succeeded yet; the step is queued at 0. */
   @Column({ name: 'deps_remaining', type: 'integer' }) depsRemaining!: number;
+  /** No step depends on this one: its output is part of the run's output. */
+  @Column({ type: 'boolean', default: false }) sink!: boolean;
   /** The current (or last) attempt, counted from 1; 0 before the first start. */
   @Column({ type: 'integer', default: 0 }) attempt!: number;
   @Column({ name: 'max_attempts', type: 'integer' }) maxAttempts!: number;
