@@ -131,7 +131,7 @@ export class Reconciler {
       SELECT s.id, s.queue, s.generation, s.lease,
              EXISTS (SELECT 1 FROM drover.workers w WHERE w.id = s.worker_id AND w.status = 'active') AS worker_alive
         FROM drover.steps s
-       WHERE s.status = 'running' AND s.started_at < now() - make_interval(secs => $2::double precision / 1000)
+       WHERE s.finished_at IS NULL AND s.status = 'running' AND s.started_at < now() - make_interval(secs => $2::double precision / 1000)
        ORDER BY s.started_at LIMIT $1`, [this.o.batchSize, this.o.queuedGraceMs]);
     const ready: ReadyStep[] = [];
     for (const row of rows) {
@@ -158,7 +158,7 @@ export class Reconciler {
              r.delay_ms, cardinality(s.depends_on) = 0 AS root,
              extract(epoch FROM now() - s.queued_at) * 1000 AS waited_ms
         FROM drover.steps s JOIN drover.runs r ON r.id = s.run_id
-       WHERE s.status = 'queued' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000)
+       WHERE s.finished_at IS NULL AND s.status = 'queued' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000)
        ORDER BY s.queued_at LIMIT $2`, [this.o.queuedGraceMs, this.o.batchSize]);
     const missing: ReadyStep[] = [];
     await Promise.all(rows.map(async (row) => {
@@ -186,7 +186,7 @@ export class Reconciler {
   /** Runs whose steps are all terminal but which did not finish (a crash between the two statements). */
   private async finishSettledRuns(report: ReconcileReport): Promise<void> {
     const rows = await this.deps.sql.query(`
-      SELECT id FROM drover.runs WHERE status IN ('pending', 'running') AND open_steps = 0 LIMIT $1`, [this.o.batchSize]);
+      SELECT id FROM drover.runs WHERE finished_at IS NULL AND open_steps = 0 LIMIT $1`, [this.o.batchSize]);
     for (const row of rows) {
       const status = await this.deps.store.finishRun(this.deps.sql, row.id, ACTOR);
       if (status) {

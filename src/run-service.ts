@@ -201,6 +201,8 @@ export class RunService {
     const params: unknown[] = [];
     const add = (clause: string, value: unknown) => { params.push(value); where.push(clause.replace('?', `$${params.length}`)); };
     if (q.status) add('status = ?', q.status);
+    // Open runs have an index of their own (runs_unfinished_idx); the others scan by creation time.
+    if (q.status === 'pending' || q.status === 'running') where.push('finished_at IS NULL');
     if (q.workflow) add('workflow = ?', q.workflow);
     if (q.workspace) add('workspace = ?', q.workspace);
     if (q.cursor) {

@@ -8,7 +8,7 @@ describe('migrations', () => {
   it('apply on an empty database and are idempotent', async () => {
     const url = await createEmptyDatabase();
     const first = await migrate(url, { queueBackend: 'postgres' });
-    expect(first).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000']);
+    expect(first).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000', 'UnfinishedIndexes1764100000000']);
     expect(await migrate(url, { queueBackend: 'postgres' })).toEqual([]);
     const ds = createDataSource({ url });
     await ds.initialize();
@@ -25,7 +25,7 @@ describe('migrations', () => {
   it('run concurrently from several processes only once', async () => {
     const url = await createEmptyDatabase();
     const results = await Promise.all([1, 2, 3].map(() => migrate(url, { queueBackend: 'redis' })));
-    expect(results.flat()).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000']);
+    expect(results.flat()).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000', 'UnfinishedIndexes1764100000000']);
   });
 });
 
@@ -62,6 +62,12 @@ describe('entities', () => {
       id: randomUUID(), runId: run.id, name: 'a', processor: 'p', queue: 'default', status: 'lost' as never,
       dependsOn: [], depsRemaining: 0, maxAttempts: 3, options: { backoff: { type: 'fixed', delayMs: 0 }, delayMs: 0, timeoutMs: null, priority: 0 },
     })).rejects.toThrow(/steps_status_check/);
+  });
+
+  it('keeps finished_at in step with a terminal status (the unfinished indexes rely on it)', async () => {
+    await expect(saveRun({ status: 'succeeded' })).rejects.toThrow(/runs_timestamps_check/);
+    await expect(saveRun({ status: 'running', finishedAt: new Date() })).rejects.toThrow(/runs_timestamps_check/);
+    await expect(saveRun({ status: 'failed', finishedAt: new Date() })).resolves.toBeDefined();
   });
 
   it('round-trips a step with its dependency array and options', async () => {

@@ -3,7 +3,6 @@ import type { RunStatus } from '../states';
 
 /** One run of a workflow: its input, snapshot of the definition, and outcome. */
 @Entity({ name: 'runs', schema: 'drover' })
-@Index('runs_status_created_idx', ['status', 'createdAt'])
 @Index('runs_created_idx', ['createdAt', 'id'])
 export class RunEntity {
   @PrimaryColumn({ type: 'uuid' }) id!: string;
