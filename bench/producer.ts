@@ -4,7 +4,7 @@ import { Pool } from 'pg';
 import { PgBoss } from 'pg-boss';
 import type { Queue } from 'bullmq';
 import type { Drover } from '../src/drover';
-import { bossQueue, bullPool, connectDrover, DROVER_QUEUE, isDrover, PgBull, RAW_JOB_OPTS, rawQueue, type Target } from './systems';
+import { bossQueue, bullPool, connectDrover, DROVER_QUEUE, isDrover, PgBull, rawJobOpts, rawQueue, type Target } from './systems';
 
 /**
  * The producer side of one system for one measurement: enqueue jobs (or create
@@ -38,11 +38,11 @@ export async function openProducer(target: Target): Promise<Producer> {
         target,
         async populate(n) {
           for (let i = 0; i < n; i += CHUNK) {
-            await queue.addBulk(Array.from({ length: Math.min(CHUNK, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k }, opts: RAW_JOB_OPTS })));
+            await queue.addBulk(Array.from({ length: Math.min(CHUNK, n - i) }, (_, k) => ({ name: 'noop', data: { i: i + k }, opts: rawJobOpts(target.system) })));
           }
           return [];
         },
-        async startChain() { await queue.add('link', { i: 0 }, RAW_JOB_OPTS); },
+        async startChain() { await queue.add('link', { i: 0 }, rawJobOpts(target.system)); },
         async pause() { await queue.pause(); return true; },
         async resume() { await queue.resume(); },
         async close() {

@@ -1,6 +1,7 @@
 import { createPostgresBackend, DEFAULT_SCHEMA, Queue, Worker, withBackend } from 'bullmq';
 import IORedis from 'ioredis';
 import { Pool } from 'pg';
+import { retentionOf } from '../src/dispatcher';
 import { Drover } from '../src/drover';
 import type { WorkflowDefinition } from '../src/types';
 
@@ -71,8 +72,8 @@ export function fanWorkflow(width: number): WorkflowDefinition {
 /** BullMQ on Postgres: every class comes from this factory. */
 export const PgBull = withBackend(createPostgresBackend);
 
-/** Options shared by raw BullMQ jobs: the same retention drover's jobs use. */
-export const RAW_JOB_OPTS = { removeOnComplete: { count: 1000 }, removeOnFail: { count: 5000 } };
+/** Options of raw BullMQ jobs: the same retention drover's jobs use on that backend. */
+export const rawJobOpts = (system: SystemId) => retentionOf(system === 'bullmq-redis' ? 'redis' : 'postgres');
 
 /** A pg.Pool for BullMQ's PostgreSQL backend (its SQL is unqualified). */
 export function bullPool(databaseUrl: string, max = 6): Pool {
@@ -88,7 +89,8 @@ export function rawQueue(target: Target, connection: IORedis | Pool): Queue {
 
 /** A consumer-side BullMQ worker on either backend. */
 export function rawWorker(target: Target, processor: (job: { data: any }) => Promise<unknown>, concurrency: number): Worker {
-  const opts = { concurrency, autorun: false, removeOnComplete: RAW_JOB_OPTS.removeOnComplete };
+  // Retention comes with each job (rawJobOpts), as drover's does.
+  const opts = { concurrency, autorun: false };
   return target.system === 'bullmq-redis'
     ? new Worker(target.queue, processor, { ...opts, connection: { url: target.redisUrl!, maxRetriesPerRequest: null } })
     : (new PgBull.Worker(target.queue, processor, { ...opts, connection: { connectionString: target.databaseUrl, max: 4 } }) as unknown as Worker);

@@ -9,7 +9,7 @@ import { PgBoss } from 'pg-boss';
 import { createWorker } from '../src/worker';
 import { now } from './stats';
 import { traceQueries } from './trace';
-import { bossQueue, bullPool, rawQueue, rawWorker, WORKFLOWS, type SystemId, type Target } from './systems';
+import { bossQueue, bullPool, rawJobOpts, rawQueue, rawWorker, WORKFLOWS, type SystemId, type Target } from './systems';
 
 /** What the parent tells a worker process (JSON in BENCH_WORKER). */
 export interface WorkerConfig {
@@ -56,7 +56,7 @@ async function start(system: SystemId, target: Target): Promise<{ go?: () => Pro
         const start = now();
         if (i + 1 < config.chainLength) {
           marks.push([i, start, now()]);
-          await next!.add('link', { i: i + 1 }, { removeOnComplete: { count: 1000 } });
+          await next!.add('link', { i: i + 1 }, rawJobOpts(system));
         } else marks.push([i, start, now()]);
         return null;
       }, config.concurrency);

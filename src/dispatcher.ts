@@ -1,12 +1,23 @@
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from 'pino';
 import { withInfraRetry } from './infra/retry';
-import type { QueueBackend, StepJobData } from './queue-backend';
+import type { QueueBackend, QueueBackendKind, StepJobData } from './queue-backend';
 import type { ReadyStep } from './step-store';
 
-/** Completed and failed jobs kept for Bull Board; older ones are trimmed by BullMQ. */
-export const KEEP_COMPLETED_JOBS = 1000;
-export const KEEP_FAILED_JOBS = 5000;
+/**
+ * How long BullMQ keeps finished jobs, for Bull Board and the job logs (the
+ * step rows and audit trail keep every outcome for good). Redis keeps the last
+ * 1,000 completed jobs. BullMQ's PostgreSQL backend trims by count with a
+ * query that costs more than the job itself (raw BullMQ-on-Postgres fell from
+ * ~3,600 to ~1,200 jobs/s here, see BENCHMARKS.md), so there completed jobs
+ * are kept for 10 minutes instead. Both keep the last 5,000 failed jobs.
+ */
+export function retentionOf(kind: QueueBackendKind): Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> {
+  return {
+    removeOnComplete: kind === 'redis' ? { count: 1000 } : { age: 600 },
+    removeOnFail: { count: 5000 },
+  };
+}
 
 /**
  * The BullMQ job id of a step: derived from the step id and its generation, so
@@ -17,7 +28,7 @@ export function jobIdOf(stepId: string, generation: number): string {
 }
 
 /** BullMQ options of a step's job. */
-export function jobOptionsOf(step: ReadyStep): JobsOptions {
+export function jobOptionsOf(step: ReadyStep, kind: QueueBackendKind): JobsOptions {
   const priority = step.options.priority || step.runPriority || 0;
   const delay = step.options.delayMs + (step.extraDelayMs ?? 0);
   return {
@@ -27,8 +38,7 @@ export function jobOptionsOf(step: ReadyStep): JobsOptions {
     backoff: { type: step.options.backoff.type, delay: step.options.backoff.delayMs },
     ...(delay > 0 ? { delay } : {}),
     ...(priority > 0 ? { priority } : {}),
-    removeOnComplete: { count: KEEP_COMPLETED_JOBS },
-    removeOnFail: { count: KEEP_FAILED_JOBS },
+    ...retentionOf(kind),
   };
 }
 
@@ -57,7 +67,7 @@ export class Dispatcher {
       const jobs = list.map((s) => ({
         name: s.processor,
         data: { stepId: s.id, runId: s.runId, generation: s.generation } satisfies StepJobData,
-        opts: jobOptionsOf(s),
+        opts: jobOptionsOf(s, this.backend.kind),
       }));
       try {
         await withInfraRetry(() => this.backend.queue(queue).addBulk(jobs), { maxElapsedMs: 5000 });
