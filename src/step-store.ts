@@ -187,7 +187,9 @@ export class StepStore {
    * outputs of its sink steps, and a run whose last open step succeeds here
    * is finished here (`runStatus`), with `run.succeeded`. A run that had a
    * failed step is left for `finishRuns`, whose fresh snapshot sees every
-   * failed step. Rows are locked in id order (steps, dependents, runs).
+   * failed step. Dependents and runs are locked in id order, so concurrent
+   * batches of several workers cannot deadlock on them (the succeeding steps
+   * themselves are held by the callers' leases).
    * @returns the outcome by lease (absent: the fence failed); each promoted
    *   step appears in exactly one outcome.
    */
@@ -199,7 +201,7 @@ export class StepStore {
       ), s AS (
         UPDATE drover.steps st SET status = 'succeeded', output = req.output, finished_at = now()
           FROM req
-         WHERE st.id = req.id AND st.lease = req.lease AND st.status = 'running'
+         WHERE st.id = ANY ($1::uuid[]) AND st.id = req.id AND st.lease = req.lease AND st.status = 'running'
         RETURNING st.id, st.run_id, st.name, st.attempt, st.sink, st.output, st.lease
       ), unblocked AS (
         SELECT c.id, count(*)::int AS n
