@@ -94,7 +94,7 @@ export function renderReport(results: Results, options: BenchOptions, machine: M
     lines.push(`| ${m.label} | ${m.unit} | ${row.join(' | ')} |`);
   }
   const out: string[] = [];
-  out.push(`Median of ${options.rounds} rounds after a warm-up (min–max in brackets; the 2-process and growth rows: ${Math.max(1, options.rounds - 1)}). The ratio (·) is to raw BullMQ on the`,
+  out.push(`Median of ${options.rounds} rounds after a warm-up (min–max in brackets). The ratio (·) is to raw BullMQ on the`,
     `same store: BullMQ (Redis) for drover (Redis), BullMQ (PG backend) for the others; growth is compared with BullMQ's workload 1.`,
     `Size: ${fmt(options.size)} jobs or single-step runs per throughput round; concurrency ${options.concurrency} per worker process for every system;`,
     `growth history: ${fmt(options.history)} finished steps (${fmt(Math.ceil(options.history / 5))} runs) plus their audit events.`,

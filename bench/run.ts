@@ -109,6 +109,7 @@ async function main(): Promise<void> {
       const t = now();
       const seedUrl = await createDatabase(services, 'growth_template');
       await seedHistory(seedUrl, Math.ceil(options.history / 5), 5);
+      await settle([seedUrl]);
       log(`growth: seeded ${options.history} finished steps in ${((now() - t) / 1000).toFixed(1)} s`);
       for (const system of droverSystems) growthDbs.set(system, await createDatabase(services, `g_${system.replace(/-/g, '_')}`, 'growth_template'));
     }
@@ -122,9 +123,7 @@ async function main(): Promise<void> {
     for (const system of options.systems) {
       await throughput(target(system), Math.min(2000, options.size), 1, c, TIMEOUT_MS);
     }
-    // The two-process and growth variants run fewer rounds: at 20,000 steps they
-    // are what keeps the default run under 10 minutes on 2 cores.
-    const extraRounds = Math.max(1, options.rounds - 1);
+
     for (let round = 1; round <= options.rounds; round++) {
       // Rotate the order so no system always runs first (or last) on a warming machine.
       const order = options.systems.map((_, i) => options.systems[(i + round - 1) % options.systems.length]);
@@ -136,9 +135,9 @@ async function main(): Promise<void> {
           record('rss', system, one.peakRssMb);
           record('cpuw', system, one.workerCpuUs);
           record('cpupg', system, one.postgresCpuUs);
-          if (round <= extraRounds) record('tp2', system, (await throughput(target(system), options.size, 2, c, TIMEOUT_MS)).perSecond);
+          record('tp2', system, (await throughput(target(system), options.size, 2, c, TIMEOUT_MS)).perSecond);
         }
-        if (options.workloads.includes('growth') && isDrover(system) && round <= extraRounds) {
+        if (options.workloads.includes('growth') && isDrover(system)) {
           record('growth', system, (await throughput(target(system, growthDbs.get(system)), options.size, 1, c, TIMEOUT_MS)).perSecond);
         }
         if (options.workloads.includes('latency')) {
@@ -163,6 +162,8 @@ async function main(): Promise<void> {
         }
         // Each round's figures as they come, so a run cut short still tells something.
         log(`round ${round}: ${system} done in ${((now() - t) / 1000).toFixed(1)} s: ${figures.splice(0).join(', ')}`);
+        // Vacuum what this system wrote now, so autovacuum does not run during the next system's turn.
+        await settle([dbs.get(system)!, ...(growthDbs.has(system) ? [growthDbs.get(system)!] : [])]);
       }
     }
     const machine = await describeMachine(services);
@@ -178,6 +179,20 @@ async function main(): Promise<void> {
     }
   } finally {
     await stopServices();
+  }
+}
+
+/** VACUUM (ANALYZE) the given databases and CHECKPOINT: a system's leftover maintenance stays in its own turn. */
+async function settle(urls: string[]): Promise<void> {
+  for (const url of urls) {
+    const client = new Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query('VACUUM (ANALYZE)');
+      await client.query('CHECKPOINT');
+    } finally {
+      await client.end();
+    }
   }
 }
 
