@@ -23,6 +23,7 @@ const METRICS: Array<{ key: string; label: string; unit: string; higherIsBetter:
   { key: 'rss', label: '6. peak RSS of a worker process during 1', unit: 'MB', higherIsBetter: false },
   { key: 'cpuw', label: 'CPU per step in 1: worker process(es), incl. the client side of Redis/Postgres calls', unit: 'µs', higherIsBetter: false },
   { key: 'cpupg', label: 'CPU per step in 1: Postgres server (every backend)', unit: 'µs', higherIsBetter: false },
+  { key: 'cpuredis', label: 'CPU per step in 1: Redis server', unit: 'µs', higherIsBetter: false },
 ];
 
 /** What the report says about the machine. */
@@ -74,7 +75,7 @@ export async function describeMachine(services: Services): Promise<Machine> {
 function cell(s: Summary | undefined, base: Summary | undefined, showRatio: boolean): string {
   if (!s) return '—';
   const range = s.n > 1 ? ` (${fmt(s.min)}–${fmt(s.max)})` : '';
-  const ratio = showRatio && base ? ` · ${(s.median / base.median).toFixed(2)}×` : '';
+  const ratio = showRatio && base && base.median > 0 ? ` · ${(s.median / base.median).toFixed(2)}×` : '';
   return `${fmt(s.median)}${range}${ratio}`;
 }
 

@@ -10,8 +10,8 @@ import { databaseUrl, startServices, TEMPLATE_DB, type Services } from '../test/
 import { seedHistory } from './growth';
 import { describeMachine, renderReport, writeBenchmarksFile, type Results } from './report';
 import { fmt, now } from './stats';
-import { isDrover, SYSTEMS, type SystemId, type Target } from './systems';
-import { accountPostgresCpu, chainLatency, creation, fanRun, throughput } from './workloads';
+import { isDrover, usesRedis, SYSTEMS, type SystemId, type Target } from './systems';
+import { accountServerCpu, chainLatency, creation, fanRun, throughput } from './workloads';
 
 export const WORKLOADS = ['throughput', 'dag', 'latency', 'creation', 'growth'] as const;
 export type Workload = (typeof WORKLOADS)[number];
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
   log(`drover bench: ${options.systems.join(', ')} | ${options.workloads.join(', ')} | ${options.rounds} rounds | size ${options.size} | concurrency ${options.concurrency}`);
   const services = await startServices({ fsync: options.fsync, maxConnections: 600 });
-  accountPostgresCpu(services.postgres.pid);
+  accountServerCpu(services.postgres.pid, services.redis.pid);
   const stopServices = () => services.stop().catch(() => undefined);
   process.once('SIGINT', () => { void stopServices().finally(() => process.exit(130)); });
   const results: Results = {};
@@ -135,6 +135,7 @@ async function main(): Promise<void> {
           record('rss', system, one.peakRssMb);
           record('cpuw', system, one.workerCpuUs);
           record('cpupg', system, one.postgresCpuUs);
+          if (usesRedis(system)) record('cpuredis', system, one.redisCpuUs);
           record('tp2', system, (await throughput(target(system), options.size, 2, c, TIMEOUT_MS)).perSecond);
         }
         if (options.workloads.includes('growth') && isDrover(system)) {

@@ -67,17 +67,19 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs: number,
 }
 
 let postgresPid: number | undefined;
+let redisPid: number | undefined;
 
-/** The postmaster whose CPU time the throughput rounds account (its exited backends add to its cutime). */
-export function accountPostgresCpu(pid: number | undefined): void {
-  postgresPid = pid;
+/** The servers whose CPU time the throughput rounds account: the postmaster (its exited backends add to its cutime) and redis-server. */
+export function accountServerCpu(postgres: number | undefined, redis: number | undefined): void {
+  postgresPid = postgres;
+  redisPid = redis;
 }
 
-/** CPU ms of the postmaster and every backend it has reaped (Linux; NaN elsewhere). */
-function postgresCpuMs(): number {
-  if (!postgresPid) return NaN;
+/** CPU ms of a process and every child it has reaped (Linux; NaN elsewhere). */
+function processCpuMs(pid: number | undefined): number {
+  if (!pid) return NaN;
   try {
-    const fields = fs.readFileSync(`/proc/${postgresPid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     // utime, stime, cutime, cstime are fields 14-17 of stat; here offset by the two leading fields.
     const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
     return (ticks * 1000) / 100;
@@ -96,6 +98,7 @@ export interface ThroughputResult {
   /** CPU time per step, µs: the worker processes, and Postgres (every backend), while consuming. */
   workerCpuUs: number;
   postgresCpuUs: number;
+  redisCpuUs: number;
 }
 
 /**
@@ -115,7 +118,8 @@ export async function throughput(target: Target, n: number, processes: number, c
     let results;
     let end: number;
     let t0: number;
-    const pgBefore = postgresCpuMs();
+    const pgBefore = processCpuMs(postgresPid);
+    const redisBefore = processCpuMs(redisPid);
     try {
       if (paused) await producer.resume();
       workers.go();
@@ -128,10 +132,12 @@ export async function throughput(target: Target, n: number, processes: number, c
     }
     // Backends of the stopped workers are reaped shortly after their connections close.
     await new Promise((r) => setTimeout(r, 200));
-    const pgCpu = postgresCpuMs() - pgBefore;
+    const pgCpu = processCpuMs(postgresPid) - pgBefore;
+    const redisCpu = processCpuMs(redisPid) - redisBefore;
     return {
       workerCpuUs: (results.reduce((sum, r) => sum + r.cpuMs, 0) * 1000) / n,
       postgresCpuUs: (pgCpu * 1000) / n,
+      redisCpuUs: (redisCpu * 1000) / n,
       perSecond: (n - 1) / ((end - t0) / 1000),
       peakRssMb: Math.max(...results.map((r) => r.maxRssKb)) / 1024,
       createdPerSecond,
