@@ -88,6 +88,17 @@ function processCpuMs(pid: number | undefined): number {
   }
 }
 
+/** ANALYZE every table of a database. */
+async function analyze(databaseUrl: string): Promise<void> {
+  const client = new Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query('ANALYZE');
+  } finally {
+    await client.end();
+  }
+}
+
 /** Result of one throughput round. */
 export interface ThroughputResult {
   perSecond: number;
@@ -114,6 +125,9 @@ export async function throughput(target: Target, n: number, processes: number, c
     const c0 = now();
     const runIds = await producer.populate(n);
     const createdPerSecond = n / ((now() - c0) / 1000);
+    // Fresh planner statistics for every system (autovacuum would get there in production):
+    // without them pg-boss planned its fetch over 20,000 new jobs as a scan of the table.
+    await analyze(target.databaseUrl);
     const workers = await startWorkers({ target, concurrency, mode: 'throughput', chainLength: 0 }, processes);
     let results;
     let end: number;
