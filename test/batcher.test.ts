@@ -34,4 +34,24 @@ describe('Batcher (group commit)', () => {
     expect(await head).toBe('HEAD');
     expect(await Promise.all(results)).toEqual(['A', 'bad item', 'B']);
   });
+
+  it('fails the whole batch at once on a transient error (no item-by-item retries while Postgres is away)', async () => {
+    const calls: string[][] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    const batcher = new Batcher<string, string>(async (items) => {
+      calls.push(items);
+      if (calls.length === 1) {
+        await gate;
+        return new Map([['head', 'HEAD']]);
+      }
+      throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+    }, (i) => i);
+    const head = batcher.add('head');
+    const rest = ['a', 'b', 'c'].map((i) => batcher.add(i).then(() => 'resolved', (e: Error) => e.message));
+    release();
+    expect(await head).toBe('HEAD');
+    expect(await Promise.all(rest)).toEqual(['connect ECONNREFUSED', 'connect ECONNREFUSED', 'connect ECONNREFUSED']);
+    expect(calls).toEqual([['head'], ['a', 'b', 'c']]);
+  });
 });

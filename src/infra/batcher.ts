@@ -1,11 +1,15 @@
+import { isTransientError } from './retry';
+
 /**
  * Group commit without added latency: a request made while no batch is in
  * flight goes at once; requests made while one is in flight wait for it and
  * then go together, up to `max` per batch. Each caller gets the result under
  * its own key (undefined when the batch had none for it).
  *
- * A batch that fails is retried item by item before anyone is told, so one
- * bad item fails only its own caller.
+ * A batch that fails with an error that is not transient is retried item by
+ * item before anyone is told, so one bad item fails only its own caller. A
+ * transient error (Postgres or the network away, which `run` has already
+ * retried) fails the whole batch at once.
  */
 export class Batcher<T, R> {
   private waiting: Array<{ item: T; resolve: (value: R | undefined) => void; reject: (error: unknown) => void }> = [];
@@ -32,8 +36,8 @@ export class Batcher<T, R> {
         const results = await this.run(batch.map((b) => b.item));
         for (const b of batch) b.resolve(results.get(this.keyOf(b.item)));
       } catch (error) {
-        if (batch.length === 1) {
-          batch[0].reject(error);
+        if (batch.length === 1 || isTransientError(error)) {
+          for (const b of batch) b.reject(error);
           continue;
         }
         for (const b of batch) {
