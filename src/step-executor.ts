@@ -109,7 +109,7 @@ export class StepExecutor {
     const queue = job.queueName;
     const debug = this.deps.logger.isLevelEnabled('debug');
     if (debug) this.deps.logger.debug({ stepId, runId: started.runId, step: started.name, attempt: started.attempt, takeover: started.takeover }, 'step started');
-    if (started.queuedAt) metrics.queueWait.observe({ queue }, Math.max(0, Date.now() - new Date(started.queuedAt).getTime()) / 1000);
+    if (started.queuedAtMs !== null) metrics.queueWait.observe({ queue }, Math.max(0, Date.now() - started.queuedAtMs) / 1000);
     const attempt: ActiveAttempt = { stepId, lease, controller: new AbortController() };
     this.active.set(lease, attempt);
     const startedAt = process.hrtime.bigint();

@@ -28,7 +28,8 @@ export interface StartedStep {
   attempt: number;
   maxAttempts: number;
   options: StepOptionsJson;
-  queuedAt: Date | null;
+  /** When it was last queued, in epoch ms (Postgres' clock). */
+  queuedAtMs: number | null;
   input: Record<string, unknown> | null;
   workflow: string;
   workspace: string;
@@ -157,7 +158,8 @@ export class StepStore {
         UNION ALL
         SELECT 'step.started', s.run_id, s.id, $5, jsonb_build_object('attempt', s.attempt, 'takeover', s.takeover) FROM s
       )
-      SELECT s.*, runs.input, runs.workflow, runs.workspace,
+      SELECT s.id, s.run_id, s.name, s.processor, s.attempt, s.max_attempts, s.options, s.lease, s.takeover,
+             (extract(epoch FROM s.queued_at) * 1000)::float8 AS queued_at_ms, runs.input, runs.workflow, runs.workspace,
              CASE WHEN cardinality(s.depends_on) = 0 THEN '{}'::jsonb ELSE
                COALESCE((SELECT jsonb_object_agg(p.name, p.output) FROM drover.steps p
                           WHERE p.run_id = s.run_id AND p.name = ANY (s.depends_on)), '{}'::jsonb) END AS parents
@@ -165,7 +167,7 @@ export class StepStore {
       [sorted.map((r) => r.stepId), sorted.map((r) => r.generation), sorted.map((r) => r.lease), workerId, `worker:${workerId}`]);
     return new Map(rows.map((row): [string, StartedStep] => [row.lease, {
       id: row.id, runId: row.run_id, name: row.name, processor: row.processor, attempt: row.attempt,
-      maxAttempts: row.max_attempts, options: row.options, queuedAt: row.queued_at, input: row.input,
+      maxAttempts: row.max_attempts, options: row.options, queuedAtMs: row.queued_at_ms, input: row.input,
       workflow: row.workflow, workspace: row.workspace, parents: row.parents, takeover: row.takeover,
     }]));
   }
