@@ -75,7 +75,8 @@ export async function describeMachine(services: Services): Promise<Machine> {
 function cell(s: Summary | undefined, base: Summary | undefined, showRatio: boolean): string {
   if (!s) return '—';
   const range = s.n > 1 ? ` (${fmt(s.min)}–${fmt(s.max)})` : '';
-  const ratio = showRatio && base && base.median > 0 ? ` · ${(s.median / base.median).toFixed(2)}×` : '';
+  // No ratio against a baseline of (almost) nothing, such as raw BullMQ's Postgres CPU on Redis.
+  const ratio = showRatio && base && base.median >= 1 ? ` · ${(s.median / base.median).toFixed(2)}×` : '';
   return `${fmt(s.median)}${range}${ratio}`;
 }
 
