@@ -29,9 +29,10 @@ describeEachBackend('resume (retryRun)', (backend) => {
     const first = await engine.drover.waitForRun((await engine.drover.createRun({ workflow: 'resumable' })).id);
     expect(first.status).toBe('failed');
     expect(first.steps.map((s) => s.status)).toEqual(['succeeded', 'succeeded', 'failed', 'skipped']);
-    await expect(engine.drover.retryRun(first.id)).resolves.toMatchObject({ status: 'running' });
-
+    // Healthy before the resume: the worker may pick the re-queued step up before retryRun returns.
     healthy = true;
+    const resumed = await engine.drover.retryRun(first.id);
+    expect(['running', 'succeeded']).toContain(resumed.status);
     const run = await engine.drover.waitForRun(first.id);
     expect(run.status).toBe('succeeded');
     expect(run.steps.map((s) => [s.name, s.status, s.attempts])).toEqual([
