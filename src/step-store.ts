@@ -208,7 +208,7 @@ export class StepStore {
       ), unblocked AS (
         SELECT c.id, count(*)::int AS n
           FROM s JOIN drover.steps c ON c.run_id = s.run_id AND c.depends_on @> ARRAY[s.name]::text[]
-         WHERE c.status = 'pending'
+         WHERE NOT s.sink AND c.status = 'pending'
          GROUP BY c.id
       ), kids AS (
         SELECT c.id, u.n FROM drover.steps c JOIN unblocked u ON u.id = c.id
