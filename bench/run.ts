@@ -5,13 +5,12 @@
  * writes it, with the machine's description, into BENCHMARKS.md.
  */
 import * as path from 'node:path';
-import { Client } from 'pg';
 import { databaseUrl, startServices, TEMPLATE_DB, type Services } from '../test/harness/services';
 import { seedHistory } from './growth';
 import { describeMachine, renderReport, writeBenchmarksFile, type Results } from './report';
 import { fmt, now } from './stats';
 import { isDrover, usesRedis, SYSTEMS, type SystemId, type Target } from './systems';
-import { accountServerCpu, chainLatency, creation, fanRun, throughput } from './workloads';
+import { accountServerCpu, chainLatency, creation, fanRun, throughput, withClient } from './workloads';
 
 export const WORKLOADS = ['throughput', 'dag', 'latency', 'creation', 'growth'] as const;
 export type Workload = (typeof WORKLOADS)[number];
@@ -74,13 +73,7 @@ const TIMEOUT_MS = 300_000;
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 async function createDatabase(services: Services, name: string, template = TEMPLATE_DB): Promise<string> {
-  const admin = new Client({ connectionString: services.adminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template} STRATEGY FILE_COPY`);
-  } finally {
-    await admin.end();
-  }
+  await withClient(services.adminUrl, (admin) => admin.query(`CREATE DATABASE ${name} TEMPLATE ${template} STRATEGY FILE_COPY`));
   return databaseUrl(services.adminUrl, name);
 }
 
@@ -109,7 +102,7 @@ async function main(): Promise<void> {
       const t = now();
       const seedUrl = await createDatabase(services, 'growth_template');
       await seedHistory(seedUrl, Math.ceil(options.history / 5), 5);
-      await settle([seedUrl]);
+      await withClient(seedUrl, (c) => c.query('CHECKPOINT')); // seedHistory vacuumed already
       log(`growth: seeded ${options.history} finished steps in ${((now() - t) / 1000).toFixed(1)} s`);
       for (const system of droverSystems) growthDbs.set(system, await createDatabase(services, `g_${system.replace(/-/g, '_')}`, 'growth_template'));
     }
@@ -187,14 +180,10 @@ async function main(): Promise<void> {
 /** VACUUM (ANALYZE) the given databases and CHECKPOINT: a system's leftover maintenance stays in its own turn. */
 async function settle(urls: string[]): Promise<void> {
   for (const url of urls) {
-    const client = new Client({ connectionString: url });
-    await client.connect();
-    try {
+    await withClient(url, async (client) => {
       await client.query('VACUUM (ANALYZE)');
       await client.query('CHECKPOINT');
-    } finally {
-      await client.end();
-    }
+    });
   }
 }
 

@@ -88,16 +88,19 @@ function processCpuMs(pid: number | undefined): number {
   }
 }
 
-/** ANALYZE every table of a database. */
-async function analyze(databaseUrl: string): Promise<void> {
-  const client = new Client({ connectionString: databaseUrl });
+/** Runs `work` with a client of its own on `url`, closed afterwards. */
+export async function withClient<T>(url: string, work: (client: Client) => Promise<T>): Promise<T> {
+  const client = new Client({ connectionString: url });
   await client.connect();
   try {
-    await client.query('ANALYZE');
+    return await work(client);
   } finally {
     await client.end();
   }
 }
+
+/** ANALYZE every table of a database. */
+const analyze = (databaseUrl: string) => withClient(databaseUrl, (c) => c.query('ANALYZE'));
 
 /** Result of one throughput round. */
 export interface ThroughputResult {
@@ -163,9 +166,7 @@ export async function throughput(target: Target, n: number, processes: number, c
 
 /** Waits until every run succeeded; returns the last `finished_at` (ms since epoch). */
 async function droverFinishedAt(databaseUrl: string, runIds: string[], timeoutMs: number): Promise<number> {
-  const client = new Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
+  return withClient(databaseUrl, async (client) => {
     let last = 0;
     await until(async () => {
       const { rows } = await client.query(
@@ -177,9 +178,7 @@ async function droverFinishedAt(databaseUrl: string, runIds: string[], timeoutMs
       return rows[0].ok === runIds.length;
     }, timeoutMs, 'every run to finish');
     return last;
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /** Workload 3: a chain; gaps from one link's end to the next link's start, ms. */

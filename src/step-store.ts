@@ -132,7 +132,6 @@ export class StepStore {
    * @returns the started steps by lease; a lease that is absent lost its fence.
    */
   async markStepsRunning(starts: StartRequest[], workerId: string): Promise<Map<string, StartedStep>> {
-    const sorted = [...starts].sort((a, b) => compare(a.stepId, b.stepId));
     const rows = await hot(this.sql, 'drover_mark_steps_running', `
       WITH req AS (
         SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(id, generation, lease)
@@ -164,7 +163,7 @@ export class StepStore {
                COALESCE((SELECT jsonb_object_agg(p.name, p.output) FROM drover.steps p
                           WHERE p.run_id = s.run_id AND p.name = ANY (s.depends_on)), '{}'::jsonb) END AS parents
         FROM s JOIN drover.runs ON runs.id = s.run_id`,
-      [sorted.map((r) => r.stepId), sorted.map((r) => r.generation), sorted.map((r) => r.lease), workerId, `worker:${workerId}`]);
+      [starts.map((r) => r.stepId), starts.map((r) => r.generation), starts.map((r) => r.lease), workerId, `worker:${workerId}`]);
     return new Map(rows.map((row): [string, StartedStep] => [row.lease, {
       id: row.id, runId: row.run_id, name: row.name, processor: row.processor, attempt: row.attempt,
       maxAttempts: row.max_attempts, options: row.options, queuedAtMs: row.queued_at_ms, input: row.input,
@@ -196,7 +195,6 @@ export class StepStore {
    *   step appears in exactly one outcome.
    */
   async markStepsSucceeded(successes: SuccessRequest[], actor: string): Promise<Map<string, StepSuccess>> {
-    const sorted = [...successes].sort((a, b) => compare(a.stepId, b.stepId));
     const rows = await hot(this.sql, 'drover_mark_steps_succeeded', `
       WITH req AS (
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS r(id, lease, output)
@@ -255,7 +253,7 @@ export class StepStore {
              'queue', d.queue, 'generation', d.generation, 'attempt', d.attempt, 'max_attempts', d.max_attempts,
              'options', d.options, 'run_priority', COALESCE(r.priority, 0))
         FROM d LEFT JOIN r ON r.id = d.run_id WHERE d.status = 'queued'`,
-      [sorted.map((r) => r.stepId), sorted.map((r) => r.lease), sorted.map((r) => JSON.stringify(r.output ?? null)), actor]);
+      [successes.map((r) => r.stepId), successes.map((r) => r.lease), successes.map((r) => JSON.stringify(r.output ?? null)), actor]);
     const outcomes = new Map<string, StepSuccess>();
     const firstOfRun = new Map<string, StepSuccess>();
     for (const row of rows) {
@@ -488,8 +486,3 @@ export async function insertAudit(q: Queryable, runId: string, actor: string, ev
 }
 
 class NotOpen extends Error {}
-
-/** Postgres' order of uuids (bytewise), which is the order of their lower-case text. */
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
