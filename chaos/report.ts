@@ -11,6 +11,8 @@ export interface ScenarioRow {
   faults: number;
   runsLost: number;
   doubleCompletions: number;
+  /** `deadlock detected` lines in the Postgres server log during the scenario. */
+  deadlocks: number;
   extraExecutions: number;
   /** Worst time from the end of a fault until a new run succeeded (ms). */
   recoveryMs: number;
@@ -32,9 +34,9 @@ export function machine(): string {
 
 /** The results as a Markdown table. */
 export function table(rows: ScenarioRow[]): string {
-  const head = '| scenario | runs accepted | steps | processor executions | faults injected | runs lost | steps completed twice | executions beyond one | time to recover | settle after load | peak RSS per worker | peak RSS API | result |';
-  const sep = '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|';
-  const lines = rows.map((r) => `| ${r.scenario} | ${r.runsAccepted} | ${r.steps} | ${r.executions} | ${r.faults} | ${r.runsLost} | ${r.doubleCompletions} | ${r.extraExecutions} | ${fmtMs(r.recoveryMs)} | ${fmtMs(r.settleMs)} | ${r.peakWorkerRssMb} MB | ${r.peakApiRssMb} MB | ${r.passed ? 'pass' : `**FAIL** (${r.violations.length})`} |`);
+  const head = '| scenario | runs accepted | steps | processor executions | faults injected | runs lost | steps completed twice | deadlocks | executions beyond one | time to recover | settle after load | peak RSS per worker | peak RSS API | result |';
+  const sep = '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|';
+  const lines = rows.map((r) => `| ${r.scenario} | ${r.runsAccepted} | ${r.steps} | ${r.executions} | ${r.faults} | ${r.runsLost} | ${r.doubleCompletions} | ${r.deadlocks} | ${r.extraExecutions} | ${fmtMs(r.recoveryMs)} | ${fmtMs(r.settleMs)} | ${r.peakWorkerRssMb} MB | ${r.peakApiRssMb} MB | ${r.passed ? 'pass' : `**FAIL** (${r.violations.length})`} |`);
   return [head, sep, ...lines].join('\n');
 }
 

@@ -1,11 +1,15 @@
+import type { QueueBackend } from '../src/queue-backend';
 import type { Fleet, Services } from './cluster';
 import type { Producer } from './producer';
+import { RECONCILER_BATCH_SIZE } from './workflows';
 
 /** What a fault injector gets while the load runs. */
 export interface FaultContext {
   services: Services;
   fleet: Fleet;
   producer: Producer;
+  /** The scenario's queues (for faults that lose jobs). */
+  queues: QueueBackend;
   /** Length of the load, in ms; injectors stop before it ends. */
   loadMs: number;
   /** When the load ends (epoch ms). */
@@ -22,6 +26,8 @@ export interface Scenario {
   fault: string;
   /** The fault is Redis's: the scenario needs the Redis queue backend. */
   redisOnly?: boolean;
+  /** The fault kills or stalls workers, so an attempt can be lost (a single-attempt step may then fail). */
+  losesAttempts?: boolean;
   inject(ctx: FaultContext): Promise<void>;
 }
 
@@ -45,10 +51,16 @@ async function at(ctx: FaultContext, fractions: number[], fault: () => Promise<v
   }
 }
 
-/** The six scenarios of issue 8, in order. */
+/** Runs of the backlog scenario: several reconciler batches of long-delayed steps. */
+const BACKLOG_RUNS = 5 * RECONCILER_BATCH_SIZE;
+/** Jobs the backlog scenario deletes each time. */
+const JOBS_LOST = 8;
+
+/** The six scenarios of issue 8, in order, and the reconciler's backlog (issue 12). */
 export const SCENARIOS: Scenario[] = [
   {
     name: 'worker-sigkill',
+    losesAttempts: true,
     fault: 'SIGKILL of a random worker every few seconds, a new one started',
     inject: (ctx) => every(ctx, ctx.quick ? 3000 : 4000, async () => {
       const name = ctx.fleet.signalRandomWorker('SIGKILL');
@@ -76,6 +88,7 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'redis-sigstop',
     redisOnly: true,
+    losesAttempts: true,
     fault: 'Redis paused with SIGSTOP for 8 s (lock duration 5 s), then SIGCONT',
     inject: (ctx) => at(ctx, ctx.quick ? [0.25] : [0.2, 0.6], async () => {
       await ctx.services.pauseRedis(8000);
@@ -94,6 +107,7 @@ export const SCENARIOS: Scenario[] = [
   },
   {
     name: 'worker-sigterm',
+    losesAttempts: true,
     fault: 'SIGTERM (graceful drain, grace 2 s, so slow steps are sometimes abandoned) of a random worker every few seconds, a new one started',
     inject: (ctx) => every(ctx, ctx.quick ? 4000 : 5000, async () => {
       const name = ctx.fleet.signalRandomWorker('SIGTERM');
@@ -101,7 +115,32 @@ export const SCENARIOS: Scenario[] = [
       ctx.faultDone(`SIGTERM ${name}`);
     }),
   },
+  {
+    name: 'reconciler-backlog',
+    fault: `${BACKLOG_RUNS} runs delayed 10 min (${BACKLOG_RUNS / RECONCILER_BATCH_SIZE}× the reconciler's batch of ${RECONCILER_BATCH_SIZE}) queued first; `
+      + `every 3 s ${JOBS_LOST} random waiting or delayed jobs deleted from the queue (lost jobs, most behind the backlog); the backlog cancelled as the load ends`,
+    inject: async (ctx) => {
+      await Promise.all(Array.from({ length: BACKLOG_RUNS }, () => ctx.producer.submit('backlog', { delayMs: 600_000 })));
+      await every(ctx, 3000, async () => {
+        ctx.faultDone(`deleted ${await loseJobs(ctx.queues, JOBS_LOST)} jobs`);
+      });
+      await ctx.producer.cancelAll('backlog');
+    },
+  },
 ];
+
+/** Fault: deletes up to `n` random waiting, delayed or prioritized step jobs (as evicted keys would); returns how many went. */
+async function loseJobs(queues: QueueBackend, n: number): Promise<number> {
+  const all = (await Promise.all(['default', 'slow'].map(async (queue) =>
+    (await queues.queue(queue).getJobs(['waiting', 'delayed', 'prioritized'])).map((job) => ({ queue, id: job.id! }))))).flat();
+  let lost = 0;
+  for (let i = 0; i < n && all.length; i++) {
+    const [job] = all.splice(Math.floor(Math.random() * all.length), 1);
+    // 0 when a worker took the job meanwhile (an active job is locked): not lost then.
+    lost += await queues.queue(job.queue).remove(job.id);
+  }
+  return lost;
+}
 
 /**
  * Beyond the six (full runs only): every few seconds one fault drawn at random
@@ -111,6 +150,7 @@ export const MIXED_SCENARIO: Scenario = {
   name: 'mixed',
   fault: 'every 5 s one of: worker SIGKILL, worker SIGTERM, API SIGKILL, Redis restart, Redis SIGSTOP 6 s, Postgres restart',
   redisOnly: true,
+  losesAttempts: true,
   inject: (ctx) => every(ctx, 5000, async () => {
     const faults: Array<[string, () => Promise<void>]> = [
       ['worker SIGKILL', async () => { ctx.fleet.signalRandomWorker('SIGKILL'); void ctx.fleet.startWorker(); }],
