@@ -21,12 +21,13 @@ export interface CheckResult {
 const TERMINAL_RUN = ['succeeded', 'failed', 'cancelled'];
 const QUEUES = ['default', 'slow'];
 
-/** Waits until no run is open; resolves with the milliseconds it took, or NaN past the deadline. */
-export async function waitForSettle(pool: Pool, timeoutMs: number): Promise<number> {
+/** Waits until no run is open (but those of `exceptRunIds`); resolves with the milliseconds it took, or NaN past the deadline. */
+export async function waitForSettle(pool: Pool, timeoutMs: number, exceptRunIds: string[] = []): Promise<number> {
   const started = Date.now();
   while (Date.now() - started < timeoutMs) {
     try {
-      const { rows } = await pool.query(`SELECT count(*)::int AS open FROM drover.runs WHERE status IN ('pending', 'running')`);
+      const { rows } = await pool.query(`SELECT count(*)::int AS open FROM drover.runs
+        WHERE status IN ('pending', 'running') AND id <> ALL ($1::uuid[])`, [exceptRunIds]);
       if (rows[0].open === 0) return Date.now() - started;
     } catch {
       // Postgres may still be coming back
@@ -217,9 +218,9 @@ export function checkPostgresLog(file: string, fromByte = 0): LogCheck {
   const violations: string[] = [];
   lines.forEach((line, i) => {
     if (!line.includes('deadlock detected')) return;
-    // Postgres follows the ERROR with DETAIL lines naming the processes and statements.
-    const detail = lines.slice(i + 1, i + 4).filter((l) => /^\s|DETAIL|HINT|CONTEXT|STATEMENT|Process \d+/.test(l)).join(' | ');
-    violations.push(`deadlock: ${line.trim()}${detail ? ` | ${detail.slice(0, 600)}` : ''}`);
+    // Postgres follows the ERROR with a DETAIL naming the processes and the locks they wait for, then their statements.
+    const detail = lines.slice(i + 1, i + 4).filter((l) => /DETAIL|^\s*Process \d+ waits/.test(l)).map((l) => l.trim()).join(' | ');
+    violations.push(`deadlock: ${line.trim()}${detail ? ` | ${detail}` : ''} (statements in ${file})`);
   });
   return { deadlocks: violations.length, violations };
 }

@@ -75,8 +75,10 @@ async function runScenario(services: Services, scenario: Scenario | undefined, o
     await fleet.startApi();
     await Promise.all(Array.from({ length: o.workers }, () => fleet.startWorker()));
     const producer = new Producer(fleet.apiUrl, `${name}-${tag}`, pool);
+    await scenario?.prepare?.(producer);
     const probes: Promise<number>[] = [];
     let faults = 0;
+    const seen: string[] = [];
     const started = Date.now();
     const endsAt = started + size.loadMs;
     log(`${name}: load ${size.rate} runs/s for ${size.loadMs / 1000} s on ${o.workers} workers (${o.api} API)${scenario ? `; fault: ${scenario.fault}` : ''}`);
@@ -91,7 +93,7 @@ async function runScenario(services: Services, scenario: Scenario | undefined, o
     await Promise.all([
       producer.load(size.rate, size.loadMs),
       scenario?.inject({
-        services, fleet, producer, queues: backend, loadMs: size.loadMs, endsAt, quick: o.quick,
+        services, fleet, producer, queues: backend, pool, violation: (what) => seen.push(what), loadMs: size.loadMs, endsAt, quick: o.quick,
         faultDone: (what) => {
           faults++;
           log(`${name}: fault ${faults}: ${what}`);
@@ -110,7 +112,7 @@ async function runScenario(services: Services, scenario: Scenario | undefined, o
     await sampler;
     const result = await checkInvariants(pool, backend, producer.records.values(), { attemptsMayBeLost: scenario?.losesAttempts ?? false });
     const pgLog = checkPostgresLog(services.postgresLog, logFrom);
-    const violations = [...result.violations, ...pgLog.violations];
+    const violations = [...seen, ...result.violations, ...pgLog.violations];
     if (recoveries.some((ms) => !Number.isFinite(ms))) violations.push('a recovery probe run did not succeed');
     if (!Number.isFinite(settleMs)) violations.push(`runs still open ${size.settleMs / 1000} s after the load`);
     const row: ScenarioRow = {
