@@ -87,6 +87,16 @@ export interface FailureOutcome extends RunProgress {
 
 const READY_COLUMNS = `id, run_id, processor, queue, generation, attempt, max_attempts, options`;
 
+/**
+ * The first CTE of a statement that locks steps of several runs: their run
+ * rows, in id order (`$1` holds the step ids). The lock order, atop StepStore.
+ */
+const RUN_LOCKS = `run_locks AS (
+        SELECT id FROM drover.runs WHERE id IN (SELECT run_id FROM drover.steps WHERE id = ANY ($1::uuid[]))
+         ORDER BY id FOR NO KEY UPDATE`;
+/** The condition that makes a step part of a statement wait for `run_locks` (an InitPlan, run first). */
+const AFTER_RUN_LOCKS = `(SELECT count(*) FROM run_locks) >= 0`;
+
 /** Maps a row with READY_COLUMNS (and run_priority) to a ReadyStep. */
 export function toReadyStep(row: any, runPriority = row.run_priority ?? 0): ReadyStep {
   return {
@@ -112,6 +122,24 @@ async function hot(q: Queryable, name: string, text: string, params: unknown[]):
  * still in the state (and held by the lease) the caller saw, in the same
  * statement or transaction as its audit events: zero rows updated means
  * another actor moved it first, and the caller drops its result.
+ *
+ * **The one lock order** (ARCHITECTURE.md, invariant 9). A transition that
+ * locks more than one row first locks the row of every run it touches, in id
+ * order, `FOR NO KEY UPDATE`; only then the steps of those runs. So two
+ * transitions of one run (a start, a success, a final failure, a cancel, a
+ * resume, a finish) queue on the run row and never wait on each other in a
+ * cycle, and batches spanning several runs take their run rows in one order.
+ * In a single statement the order is forced by a `run_locks` CTE that the step
+ * part reads as an uncorrelated scalar subquery (an InitPlan, run before the
+ * first step row is locked). The transitions that touch one step row and no
+ * other (a retryable failure, the reconciler's requeue) hold nothing while
+ * they wait, so they cannot close a cycle and skip the run row.
+ *
+ * **Replays are idempotent per lease** (invariant 10). A transition retried
+ * after its reply was lost (the commit happened) finds the step already moved
+ * under its own lease and returns the first outcome: a start does not count
+ * another attempt, a success returns the dependents it queued (enqueuing them
+ * again is harmless: job ids are deterministic), a failure its run's progress.
  */
 export class StepStore {
   constructor(private readonly sql: Sql) {}
@@ -127,35 +155,44 @@ export class StepStore {
 
   /**
    * `markStepRunning` for the starts a worker has in hand at once, in one
-   * statement (group commit). Rows are locked in id order, so concurrent
-   * batches of several workers cannot deadlock on them.
+   * statement (group commit), taking the run rows first (the lock order). A
+   * start replayed under the lease it already holds returns that attempt
+   * unchanged (no new attempt, no audit event).
    * @returns the started steps by lease; a lease that is absent lost its fence.
    */
   async markStepsRunning(starts: StartRequest[], workerId: string): Promise<Map<string, StartedStep>> {
     const rows = await hot(this.sql, 'drover_mark_steps_running', `
       WITH req AS (
         SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(id, generation, lease)
+      ), ${RUN_LOCKS}
       ), old AS (
-        SELECT st.id, st.status, req.lease FROM drover.steps st JOIN req ON req.id = st.id AND req.generation = st.generation
-         WHERE st.id = ANY ($1::uuid[]) AND st.status IN ('queued', 'running')
+        SELECT st.id, st.status, req.lease, st.status = 'running' AND st.lease = req.lease AS replay,
+               st.run_id, st.name, st.processor, st.attempt, st.max_attempts, st.options, st.queued_at, st.depends_on
+          FROM drover.steps st JOIN req ON req.id = st.id AND req.generation = st.generation
+         WHERE st.id = ANY ($1::uuid[]) AND st.status IN ('queued', 'running') AND ${AFTER_RUN_LOCKS}
          ORDER BY st.id
-           FOR UPDATE OF st
-      ), s AS (
+           FOR NO KEY UPDATE OF st
+      ), fresh AS (
         UPDATE drover.steps st
            SET status = 'running', attempt = st.attempt + 1, lease = old.lease, worker_id = $4, started_at = now()
           FROM old
-         WHERE st.id = old.id
+         WHERE st.id = old.id AND NOT old.replay
         RETURNING st.id, st.run_id, st.name, st.processor, st.attempt, st.max_attempts, st.options, st.queued_at,
                   st.depends_on, st.lease, old.status = 'running' AS takeover
+      ), s AS (
+        SELECT * FROM fresh
+        UNION ALL
+        SELECT id, run_id, name, processor, attempt, max_attempts, options, queued_at, depends_on, lease, false
+          FROM old WHERE replay
       ), r AS (
         UPDATE drover.runs SET status = 'running', started_at = now()
-         WHERE runs.id = ANY (ARRAY(SELECT DISTINCT run_id FROM s)) AND runs.status = 'pending'
+         WHERE runs.id = ANY (ARRAY(SELECT DISTINCT run_id FROM fresh)) AND runs.status = 'pending'
         RETURNING runs.id
       ), a AS (
         INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
         SELECT 'run.started', r.id, NULL, $5, NULL FROM r
         UNION ALL
-        SELECT 'step.started', s.run_id, s.id, $5, jsonb_build_object('attempt', s.attempt, 'takeover', s.takeover) FROM s
+        SELECT 'step.started', fresh.run_id, fresh.id, $5, jsonb_build_object('attempt', fresh.attempt, 'takeover', fresh.takeover) FROM fresh
       )
       SELECT s.id, s.run_id, s.name, s.processor, s.attempt, s.max_attempts, s.options, s.lease, s.takeover,
              (extract(epoch FROM s.queued_at) * 1000)::float8 AS queued_at_ms, runs.input, runs.workflow, runs.workspace,
@@ -188,9 +225,8 @@ export class StepStore {
    * outputs of its sink steps, and a run whose last open step succeeds here
    * is finished here (`runStatus`), with `run.succeeded`. A run that had a
    * failed step is left for `finishRuns`, whose fresh snapshot sees every
-   * failed step. Dependents and runs are locked in id order, so concurrent
-   * batches of several workers cannot deadlock on them (the succeeding steps
-   * themselves are held by the callers' leases).
+   * failed step. The run rows are locked first (the lock order); a success
+   * replayed under its lease returns the first outcome (`replayedSuccesses`).
    * @returns the outcome by lease (absent: the fence failed); each promoted
    *   step appears in exactly one outcome.
    */
@@ -198,45 +234,37 @@ export class StepStore {
     const rows = await hot(this.sql, 'drover_mark_steps_succeeded', `
       WITH req AS (
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS r(id, lease, output)
+      ), ${RUN_LOCKS}
       ), s AS (
         UPDATE drover.steps st SET status = 'succeeded', output = req.output, finished_at = now()
           FROM req
          WHERE st.id = ANY ($1::uuid[]) AND st.id = req.id AND st.lease = req.lease AND st.status = 'running'
+           AND ${AFTER_RUN_LOCKS}
         RETURNING st.id, st.run_id, st.name, st.attempt, st.sink, st.output, st.lease
       ), unblocked AS (
         SELECT c.id, count(*)::int AS n
           FROM s JOIN drover.steps c ON c.run_id = s.run_id AND c.depends_on @> ARRAY[s.name]::text[]
          WHERE NOT s.sink AND c.status = 'pending'
          GROUP BY c.id
-      ), kids AS (
-        SELECT c.id, u.n FROM drover.steps c JOIN unblocked u ON u.id = c.id
-         WHERE c.id = ANY (ARRAY(SELECT id FROM unblocked))
-         ORDER BY c.id
-           FOR UPDATE OF c
       ), d AS (
         UPDATE drover.steps c
-           SET deps_remaining = c.deps_remaining - kids.n,
-               status = CASE WHEN c.deps_remaining = kids.n THEN 'queued' ELSE c.status END,
-               queued_at = CASE WHEN c.deps_remaining = kids.n THEN now() ELSE c.queued_at END
-          FROM kids
-         WHERE c.id = kids.id AND c.status = 'pending'
+           SET deps_remaining = c.deps_remaining - u.n,
+               status = CASE WHEN c.deps_remaining = u.n THEN 'queued' ELSE c.status END,
+               queued_at = CASE WHEN c.deps_remaining = u.n THEN now() ELSE c.queued_at END
+          FROM unblocked u
+         WHERE c.id = ANY (ARRAY(SELECT id FROM unblocked)) AND c.id = u.id AND c.status = 'pending'
         RETURNING c.id, c.run_id, c.processor, c.queue, c.generation, c.attempt, c.max_attempts, c.options, c.status
       ), per_run AS (
         SELECT run_id, count(*)::int AS n, jsonb_object_agg(name, output) FILTER (WHERE sink) AS outputs
           FROM s GROUP BY run_id
-      ), locked_runs AS (
-        SELECT runs.id, p.n, p.outputs FROM drover.runs JOIN per_run p ON p.run_id = runs.id
-         WHERE runs.id = ANY (ARRAY(SELECT run_id FROM per_run))
-         ORDER BY runs.id
-           FOR UPDATE OF runs
       ), r AS (
         UPDATE drover.runs SET
                open_steps = open_steps - l.n,
                output = CASE WHEN l.outputs IS NULL THEN output ELSE COALESCE(output, '{}'::jsonb) || l.outputs END,
                status = CASE WHEN open_steps = l.n AND failed_steps = 0 THEN 'succeeded' ELSE status END,
                finished_at = CASE WHEN open_steps = l.n AND failed_steps = 0 THEN now() ELSE finished_at END
-          FROM locked_runs l
-         WHERE runs.id = l.id AND runs.status IN ('pending', 'running')
+          FROM per_run l
+         WHERE runs.id = ANY (ARRAY(SELECT run_id FROM per_run)) AND runs.id = l.run_id AND runs.status IN ('pending', 'running')
         RETURNING runs.id, runs.open_steps, runs.priority, runs.status
       ), a AS (
         INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
@@ -268,12 +296,40 @@ export class StepStore {
     for (const row of rows) {
       if (row.lease === null) firstOfRun.get(row.run_id)?.promoted.push(toReadyStep(row.promoted));
     }
+    const unanswered = successes.filter((r) => !outcomes.has(r.lease));
+    if (unanswered.length > 0) for (const [lease, outcome] of await this.replayedSuccesses(unanswered)) outcomes.set(lease, outcome);
     return outcomes;
   }
 
   /**
+   * The outcomes of successes that were recorded already under the same
+   * lease (a retry after a lost reply): the run's progress, and the
+   * dependents of each step still waiting in `queued` (the ones the first
+   * success promoted, or a sibling did; enqueuing them again is harmless).
+   * Runs only when a fence failed, so the hot path pays nothing for it.
+   */
+  private async replayedSuccesses(requests: SuccessRequest[]): Promise<Map<string, StepSuccess>> {
+    const rows = await this.sql.query(`
+      SELECT st.lease, st.run_id, runs.open_steps, runs.status AS run_status, runs.priority AS run_priority,
+             COALESCE((SELECT json_agg(json_build_object(${READY_COLUMNS.split(', ').map((c) => `'${c}', c.${c}`).join(', ')}) ORDER BY c.id)
+                         FROM drover.steps c
+                        WHERE c.run_id = st.run_id AND c.depends_on @> ARRAY[st.name]::text[] AND c.status = 'queued'), '[]') AS promoted
+        FROM unnest($1::uuid[], $2::uuid[]) AS req(id, lease)
+        JOIN drover.steps st ON st.id = req.id AND st.lease = req.lease AND st.status = 'succeeded'
+        JOIN drover.runs ON runs.id = st.run_id`,
+      [requests.map((r) => r.stepId), requests.map((r) => r.lease)]);
+    return new Map(rows.map((row): [string, StepSuccess] => [row.lease, {
+      runId: row.run_id,
+      openSteps: row.run_status === 'pending' || row.run_status === 'running' ? row.open_steps : 0,
+      runStatus: row.run_status === 'succeeded' ? 'succeeded' : null,
+      promoted: row.promoted.map((p: unknown) => toReadyStep(p, row.run_priority)),
+    }]));
+  }
+
+  /**
    * A failed attempt that will be retried: `running` → `queued` (backing off),
-   * recording the error and a `step.attempt_failed` event.
+   * recording the error and a `step.attempt_failed` event. A replay (the step
+   * is `queued` still under this lease: recorded, reply lost) answers true.
    */
   async markAttemptFailed(stepId: string, lease: string, error: SerializedError, actor: string, retryInMs: number): Promise<boolean> {
     const rows = await this.sql.query(`
@@ -287,21 +343,36 @@ export class StepStore {
              jsonb_build_object('attempt', s.attempt, 'error', $3::jsonb, 'retryInMs', $5::int) FROM s
       RETURNING id`,
       [stepId, lease, JSON.stringify(error), actor, Math.round(retryInMs)]);
-    return rows.length > 0;
+    if (rows.length > 0) return true;
+    const replayed = await this.sql.query(`SELECT 1 FROM drover.steps WHERE id = $1 AND lease = $2 AND status = 'queued'`, [stepId, lease]);
+    return replayed.length > 0;
   }
 
   /**
    * A step failed for good: `running` → `failed`; its pending descendants
    * become `skipped`; with `failFast` every other open step is `cancelled`.
-   * One transaction; finishes the run when nothing is left open.
+   * One transaction, run row first; finishes the run when nothing is left
+   * open. A replay under the same lease returns the run's progress (the
+   * first call skipped and cancelled what it had to).
    */
   async markStepFailed(stepId: string, lease: string, error: SerializedError, actor: string, attemptFailed: boolean): Promise<FailureOutcome | null> {
     return this.sql.transaction(async (tx) => {
+      const [run] = await tx.query(`
+        SELECT runs.id, runs.status, runs.open_steps FROM drover.runs
+         WHERE runs.id = (SELECT run_id FROM drover.steps WHERE id = $1) FOR NO KEY UPDATE`, [stepId]);
+      if (!run) return null;
       const [step] = await tx.query(`
         UPDATE drover.steps SET status = 'failed', error = $3::jsonb, finished_at = now()
          WHERE id = $1 AND lease = $2 AND status = 'running'
         RETURNING id, run_id, name, attempt`, [stepId, lease, JSON.stringify(error)]);
-      if (!step) return null;
+      if (!step) {
+        const [replay] = await tx.query(`SELECT 1 FROM drover.steps WHERE id = $1 AND lease = $2 AND status = 'failed'`, [stepId, lease]);
+        if (!replay) return null;
+        return {
+          runId: run.id, openSteps: run.status === 'cancelled' ? null : run.open_steps,
+          runStatus: run.status === 'failed' || run.status === 'succeeded' ? run.status : null, cancelled: [], skipped: [],
+        };
+      }
       const events: AuditRow[] = [];
       if (attemptFailed) events.push(['step.attempt_failed', step.id, { attempt: step.attempt, error }]);
       events.push(['step.failed', step.id, { attempt: step.attempt, error }]);
@@ -348,7 +419,7 @@ export class StepStore {
     return tx.query(`
       UPDATE drover.steps st SET status = 'cancelled', finished_at = now()
         FROM (SELECT id, status FROM drover.steps
-               WHERE run_id = $1 AND status IN ('pending', 'queued', 'running') FOR UPDATE) o
+               WHERE run_id = $1 AND status IN ('pending', 'queued', 'running') ORDER BY id FOR NO KEY UPDATE) o
        WHERE st.id = o.id
       RETURNING st.id, st.queue, st.generation, o.status AS previous`, [runId]);
   }
@@ -371,7 +442,10 @@ export class StepStore {
    */
   async finishRuns(q: Queryable, runIds: string[], actor: string): Promise<Map<string, 'succeeded' | 'failed'>> {
     const rows = await hot(q, 'drover_finish_runs', `
-      WITH r AS (
+      WITH l AS (
+        SELECT id FROM drover.runs WHERE id = ANY ($1::uuid[]) AND status IN ('pending', 'running') AND open_steps = 0
+         ORDER BY id FOR NO KEY UPDATE
+      ), r AS (
         UPDATE drover.runs SET
           status = CASE WHEN failed_steps > 0 THEN 'failed' ELSE 'succeeded' END,
           finished_at = now(),
@@ -382,7 +456,7 @@ export class StepStore {
             SELECT jsonb_build_object('message', 'failed steps: ' || string_agg(f.name, ', ' ORDER BY f.name),
                                       'failedSteps', jsonb_agg(f.name ORDER BY f.name))
               FROM drover.steps f WHERE f.run_id = runs.id AND f.status = 'failed') END
-         WHERE id = ANY ($1::uuid[]) AND status IN ('pending', 'running') AND open_steps = 0
+         WHERE id = ANY (ARRAY(SELECT id FROM l)) AND status IN ('pending', 'running') AND open_steps = 0
         RETURNING id, status
       )
       INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
@@ -398,11 +472,11 @@ export class StepStore {
    */
   async cancelRun(runId: string, actor: string): Promise<CancelledStep[] | null> {
     return this.sql.transaction(async (tx) => {
-      const steps = await this.cancelOpenSteps(tx, runId);
       const [run] = await tx.query(`
         UPDATE drover.runs SET status = 'cancelled', open_steps = 0, finished_at = now()
          WHERE id = $1 AND status IN ('pending', 'running') RETURNING id`, [runId]);
       if (!run) throw new NotOpen();
+      const steps = await this.cancelOpenSteps(tx, runId);
       await insertAudit(tx, runId, actor, [
         ['run.cancelled', null, null],
         ...steps.map((s): AuditRow => ['step.cancelled', s.id, { reason: 'run cancelled', previous: s.previous }]),
@@ -423,7 +497,7 @@ export class StepStore {
    */
   async retryRun(runId: string, actor: string): Promise<ReadyStep[] | null> {
     return this.sql.transaction(async (tx) => {
-      const [run] = await tx.query(`SELECT status, priority FROM drover.runs WHERE id = $1 FOR UPDATE`, [runId]);
+      const [run] = await tx.query(`SELECT status, priority FROM drover.runs WHERE id = $1 FOR NO KEY UPDATE`, [runId]);
       if (!run || (run.status !== 'failed' && run.status !== 'cancelled')) return null;
       const reset = await tx.query(`
         UPDATE drover.steps SET status = 'pending', attempt = 0, generation = generation + 1, error = NULL, output = NULL,

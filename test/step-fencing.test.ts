@@ -33,7 +33,8 @@ describeEachBackend('fenced transitions', (backend) => {
     expect(await store.markStepSucceeded(stepId, zombie, { by: 'zombie' }, 'worker:w1')).toBeNull();
     const done = await store.markStepSucceeded(stepId, heir, { by: 'heir' }, 'worker:w2');
     expect(done?.promoted).toHaveLength(1);
-    expect(await store.markStepSucceeded(stepId, heir, { by: 'heir again' }, 'worker:w2')).toBeNull();
+    // The same lease again is a replay (a lost reply): the first outcome, nothing written.
+    expect(await store.markStepSucceeded(stepId, heir, { by: 'heir again' }, 'worker:w2')).toEqual(done);
     expect(await store.markStepRunning(stepId, 0, randomUUID(), 'w3')).toBeNull();
     const [row] = await engine.drover.sql.query(`SELECT status, output FROM drover.steps WHERE id = $1`, [stepId]);
     expect(row).toEqual({ status: 'succeeded', output: { by: 'heir' } });
