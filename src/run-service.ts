@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from './dispatcher';
 import type { Queryable, Sql } from './db/sql';
 import { ApiError, invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow } from './errors';
-import { findNonJson, isJsonObject } from './json';
+import { findNonJson, isJsonObject, isUuid } from './json';
 import { metrics } from './metrics';
 import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
 import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
@@ -29,9 +29,6 @@ interface Prepared {
   workflow: ResolvedWorkflow;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Whether a string is a well-formed run or step id (others are simply not found). */
-export const isUuid = (value: string): boolean => UUID.test(value);
 
 /**
  * Creates, reads, lists, cancels and resumes runs. Creation writes runs, steps
