@@ -515,7 +515,7 @@ export class StepStore {
          WHERE c.id = x.id
         RETURNING ${READY_COLUMNS.split(', ').map((c) => `c.${c}`).join(', ')}, c.status`, [reset.map((r) => r.id)]);
       await tx.query(`
-        UPDATE drover.runs SET status = 'running', generation = generation + 1, open_steps = $2, failed_steps = 0,
+        UPDATE drover.runs SET status = 'running', open_steps = $2, failed_steps = 0,
                error = NULL, finished_at = NULL
          WHERE id = $1`, [runId, reset.length]);
       const queued = ready.filter((r) => r.status === 'queued');
