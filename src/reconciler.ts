@@ -3,6 +3,7 @@ import type { PoolClient } from 'pg';
 import type { Sql } from './db/sql';
 import { jobIdOf, type Dispatcher } from './dispatcher';
 import { metrics } from './metrics';
+import { appendEvents } from './audit/audit';
 import { backoffDelay } from './step-executor';
 import type { QueueBackend } from './queue-backend';
 import { WorkerRegistry } from './worker-registry';
@@ -173,11 +174,9 @@ export class Reconciler {
     // Audit first: the row is the truth; a crash before enqueue is found by the next pass.
     const byRun = new Map<string, string[]>();
     for (const s of missing) byRun.set(s.runId, [...(byRun.get(s.runId) ?? []), s.id]);
-    await this.deps.sql.query(`
-      INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
-      SELECT 'step.reenqueued', r, s, $3, '{"reason":"queued step had no live job"}'::jsonb
-        FROM unnest($1::uuid[], $2::uuid[]) AS t(r, s)`,
-    [missing.map((s) => s.runId), missing.map((s) => s.id), ACTOR]);
+    await appendEvents(this.deps.sql, ACTOR, missing.map((s) => ({
+      type: 'step.reenqueued', runId: s.runId, stepId: s.id, data: { reason: 'queued step had no live job' },
+    })));
     await this.deps.dispatcher.enqueue(missing);
     report.reenqueued = missing.length;
     metrics.reconcilerRepairs.inc({ kind: 'queued_reenqueued' }, missing.length);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
+import { appendAudit } from './audit/audit';
 import type { Sql } from './db/sql';
 import type { Dispatcher } from './dispatcher';
 import { DroverError, NonRetryableError, isNonRetryable, serializeError, StepTimeoutError } from './errors';
@@ -9,7 +10,7 @@ import { withInfraRetry } from './infra/retry';
 import { findNonJson } from './json';
 import { metrics } from './metrics';
 import type { StepJobData } from './queue-backend';
-import { insertAudit, type StartRequest, type StartedStep, type StepStore, type StepSuccess, type SuccessRequest } from './step-store';
+import { type StartRequest, type StartedStep, type StepStore, type StepSuccess, type SuccessRequest } from './step-store';
 import type { Processor, ProcessorContext } from './types';
 
 /** The step was cancelled, or another execution took it over: its result is dropped. */
@@ -195,7 +196,7 @@ export class StepExecutor {
         const previous = pendingLogs[pendingLogs.length - 1] ?? Promise.resolve();
         pendingLogs.push(previous.then(() => Promise.all([
           job.log(line).catch(() => undefined),
-          insertAudit(sql, started.runId, actor, [['step.log', started.id, { attempt: started.attempt, message: line.replace(/\u0000/g, '') }]])
+          appendAudit(sql, started.runId, actor, [['step.log', started.id, { attempt: started.attempt, message: line.replace(/\u0000/g, '') }]])
             .catch((err) => logger.warn({ err }, 'could not store a step log line')),
         ])));
       },

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg';
+import { appendAudit, INSERT_AUDIT, type AuditRow } from './audit/audit';
 import type { Queryable, Sql } from './db/sql';
 import type { StepOptionsJson } from './entities/step.entity';
 import type { SerializedError } from './errors';
@@ -189,7 +190,7 @@ export class StepStore {
          WHERE runs.id = ANY (ARRAY(SELECT DISTINCT run_id FROM fresh)) AND runs.status = 'pending'
         RETURNING runs.id
       ), a AS (
-        INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+        ${INSERT_AUDIT}
         SELECT 'run.started', r.id, NULL, $5, NULL FROM r
         UNION ALL
         SELECT 'step.started', fresh.run_id, fresh.id, $5, jsonb_build_object('attempt', fresh.attempt, 'takeover', fresh.takeover) FROM fresh
@@ -267,7 +268,7 @@ export class StepStore {
          WHERE runs.id = ANY (ARRAY(SELECT run_id FROM per_run)) AND runs.id = l.run_id AND runs.status IN ('pending', 'running')
         RETURNING runs.id, runs.open_steps, runs.priority, runs.status
       ), a AS (
-        INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+        ${INSERT_AUDIT}
         SELECT 'step.succeeded', s.run_id, s.id, $4, jsonb_build_object('attempt', s.attempt) FROM s
         UNION ALL
         SELECT 'step.queued', d.run_id, d.id, $4, NULL FROM d WHERE d.status = 'queued'
@@ -338,7 +339,7 @@ export class StepStore {
          WHERE id = $1 AND lease = $2 AND status = 'running'
         RETURNING id, run_id, attempt
       )
-      INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+      ${INSERT_AUDIT}
       SELECT 'step.attempt_failed', s.run_id, s.id, $4,
              jsonb_build_object('attempt', s.attempt, 'error', $3::jsonb, 'retryInMs', $5::int) FROM s
       RETURNING id`,
@@ -408,7 +409,7 @@ export class StepStore {
       UPDATE drover.runs SET open_steps = GREATEST(open_steps - $2::int, 0), failed_steps = failed_steps + 1
        WHERE id = $1 AND status IN ('pending', 'running')
       RETURNING open_steps`, [runId, 1 + skipped.length + cancelled.length]);
-    await insertAudit(tx, runId, actor, events);
+    await appendAudit(tx, runId, actor, events);
     const openSteps = counts ? counts.open_steps : null;
     const runStatus = openSteps === 0 ? await this.finishRun(tx, runId, actor) : null;
     return { runId, openSteps, runStatus, cancelled, skipped: skipped.map((k) => ({ id: k.id, queue: k.queue })) };
@@ -459,7 +460,7 @@ export class StepStore {
          WHERE id = ANY (ARRAY(SELECT id FROM l)) AND status IN ('pending', 'running') AND open_steps = 0
         RETURNING id, status
       )
-      INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+      ${INSERT_AUDIT}
       SELECT 'run.' || r.status, r.id, NULL, $2, NULL FROM r
       RETURNING run_id, type`, [runIds, actor]);
     return new Map(rows.map((row) => [row.run_id as string, row.type.slice(4) as 'succeeded' | 'failed']));
@@ -477,7 +478,7 @@ export class StepStore {
          WHERE id = $1 AND status IN ('pending', 'running') RETURNING id`, [runId]);
       if (!run) throw new NotOpen();
       const steps = await this.cancelOpenSteps(tx, runId);
-      await insertAudit(tx, runId, actor, [
+      await appendAudit(tx, runId, actor, [
         ['run.cancelled', null, null],
         ...steps.map((s): AuditRow => ['step.cancelled', s.id, { reason: 'run cancelled', previous: s.previous }]),
       ]);
@@ -519,7 +520,7 @@ export class StepStore {
                error = NULL, finished_at = NULL
          WHERE id = $1`, [runId, reset.length]);
       const queued = ready.filter((r) => r.status === 'queued');
-      await insertAudit(tx, runId, actor, [
+      await appendAudit(tx, runId, actor, [
         ['run.retried', null, { steps: reset.length }],
         ...queued.map((r): AuditRow => ['step.queued', r.id, null]),
       ]);
@@ -538,25 +539,13 @@ export class StepStore {
          WHERE id = $1 AND status = 'running' AND lease IS NOT DISTINCT FROM $2::uuid
         RETURNING ${READY_COLUMNS}
       ), a AS (
-        INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+        ${INSERT_AUDIT}
         SELECT 'step.requeued', s.run_id, s.id, $3, jsonb_build_object('reason', $4::text) FROM s
       )
       SELECT s.*, runs.priority AS run_priority FROM s JOIN drover.runs ON runs.id = s.run_id`,
       [stepId, lease, actor, reason]);
     return rows[0] ? toReadyStep(rows[0]) : null;
   }
-}
-
-/** [type, stepId, data] of one audit event. */
-export type AuditRow = [type: string, stepId: string | null, data: unknown];
-
-/** Appends audit events of one run in one statement (ids follow array order). */
-export async function insertAudit(q: Queryable, runId: string, actor: string, events: AuditRow[]): Promise<void> {
-  if (events.length === 0) return;
-  await q.query(`
-    INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
-    SELECT t, $1, s, $2, d FROM unnest($3::text[], $4::uuid[], $5::jsonb[]) WITH ORDINALITY AS e(t, s, d, n) ORDER BY n`,
-    [runId, actor, events.map((e) => e[0]), events.map((e) => e[1]), events.map((e) => (e[2] === null ? null : JSON.stringify(e[2])))]);
 }
 
 class NotOpen extends Error {}

@@ -1,5 +1,5 @@
 import { isoTime } from './json';
-import type { AuditEventView, RunView, StepView, WorkerView } from './types';
+import type { RunView, StepView, WorkerView } from './types';
 
 
 /** Columns selected for a run view (snake_case rows from `drover.runs`). */
@@ -43,19 +43,6 @@ export function toStepView(row: any): StepView {
     queuedAt: isoTime(row.queued_at),
     startedAt: isoTime(row.started_at),
     finishedAt: isoTime(row.finished_at),
-  };
-}
-
-/** A `drover.audit_events` row as the API shows it. */
-export function toAuditView(row: any): AuditEventView {
-  return {
-    id: String(row.id),
-    at: isoTime(row.at)!,
-    type: row.type,
-    runId: row.run_id,
-    stepId: row.step_id ?? null,
-    actor: row.actor,
-    data: row.data ?? null,
   };
 }
 
