@@ -9,7 +9,7 @@ import { withInfraRetry } from './infra/retry';
 import { metrics } from './metrics';
 import { QueueBackend } from './queue-backend';
 import { RunService } from './run-service';
-import { StepStore } from './step-store';
+import { RunStore } from './run-store';
 import type {
   ActorOptions, AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunView, RunWithSteps,
   WorkerView, WorkflowDefinition, WorkflowView,
@@ -54,10 +54,9 @@ export class Drover {
     private readonly logger: Logger,
   ) {
     this.sql = Sql.fromDataSource(ds);
-    const store = new StepStore(this.sql);
     this.workflows = new WorkflowRegistry(this.sql);
     this.workers = new WorkerRegistry(this.sql);
-    this.runs = new RunService(this.sql, store, this.workflows, new Dispatcher(backend, logger), logger, { maxInputBytes: options.maxInputBytes });
+    this.runs = new RunService(this.sql, new RunStore(this.sql), this.workflows, new Dispatcher(backend, logger), logger, { maxInputBytes: options.maxInputBytes });
   }
 
   /** Connects to Postgres (migrations must have been applied) and the queue backend. */

@@ -7,7 +7,9 @@ import { appendEvents } from './audit/audit';
 import { backoffDelay } from './step-executor';
 import type { QueueBackend } from './queue-backend';
 import { WorkerRegistry } from './worker-registry';
-import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
+import { toReadyStep, type ReadyStep } from './ready-step';
+import { finishRuns } from './run-store';
+import type { StepStore } from './step-store';
 
 /** Options of the reconciler. */
 export interface ReconcilerOptions {
@@ -187,7 +189,7 @@ export class Reconciler {
     const rows = await this.deps.sql.query(`
       SELECT id FROM drover.runs WHERE finished_at IS NULL AND open_steps = 0 LIMIT $1`, [this.o.batchSize]);
     for (const row of rows) {
-      const status = await this.deps.store.finishRun(this.deps.sql, row.id, ACTOR);
+      const status = (await finishRuns(this.deps.sql, [row.id], ACTOR)).get(row.id);
       if (status) {
         report.runsFinished++;
         metrics.runsFinished.inc({ status });

@@ -7,7 +7,8 @@ import { ApiError, invalidRequest, invalidState, notFound, payloadTooLarge, unkn
 import { findNonJson, isJsonObject, isUuid } from './json';
 import { metrics } from './metrics';
 import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
-import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
+import { toReadyStep, type ReadyStep } from './ready-step';
+import type { RunStore } from './run-store';
 import type { StepOptionsJson } from './entities/step.entity';
 import type { AuditEventView, CreateRunRequest, ListRunsQuery, Page, ResolvedWorkflow, RunView, RunWithSteps } from './types';
 import { RUN_COLUMNS, STEP_COLUMNS, toRunView, toStepView } from './views';
@@ -40,7 +41,7 @@ export class RunService {
 
   constructor(
     private readonly sql: Sql,
-    private readonly store: StepStore,
+    private readonly store: RunStore,
     private readonly registry: WorkflowRegistry,
     private readonly dispatcher: Dispatcher,
     private readonly logger: Logger,

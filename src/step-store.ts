@@ -1,24 +1,12 @@
-import type { Pool } from 'pg';
 import { appendAudit, INSERT_AUDIT, type AuditRow } from './audit/audit';
-import type { Queryable, Sql } from './db/sql';
+import { hotQuery, type Queryable, type Sql } from './db/sql';
 import type { StepOptionsJson } from './entities/step.entity';
 import type { SerializedError } from './errors';
+import { READY_COLUMNS, toReadyStep, type ReadyStep } from './ready-step';
+import { cancelOpenSteps, finishRuns, type CancelledStep } from './run-store';
 
-/** A step ready to be enqueued (what the dispatcher needs). */
-export interface ReadyStep {
-  id: string;
-  runId: string;
-  processor: string;
-  queue: string;
-  generation: number;
-  attempt: number;
-  maxAttempts: number;
-  options: StepOptionsJson;
-  /** The run's priority (a step's own priority wins when set). */
-  runPriority: number;
-  /** Extra delay for root steps: the run's `delayMs`. */
-  extraDelayMs?: number;
-}
+export { toReadyStep, type ReadyStep } from './ready-step';
+export type { CancelledStep } from './run-store';
 
 /** What a worker gets when it fences a step to `running`. */
 export interface StartedStep {
@@ -62,18 +50,13 @@ export interface SuccessRequest {
 
 /** What a recorded success did. */
 export interface StepSuccess extends RunProgress {
-  /** `succeeded` when this success finished the run (null: still open, or left for `finishRuns`). */
-  runStatus: 'succeeded' | null;
+  /**
+   * The run's final status when this batch finished it (null: still open, or
+   * finished by another transition). Set on one outcome of the run only.
+   */
+  runStatus: 'succeeded' | 'failed' | null;
   /** Dependents it moved to `queued` (to enqueue after commit). */
   promoted: ReadyStep[];
-}
-
-/** A step moved to `cancelled` whose job may still sit in the queue. */
-export interface CancelledStep {
-  id: string;
-  queue: string;
-  generation: number;
-  previous: string;
 }
 
 /** What a final failure did to the rest of the run. */
@@ -86,8 +69,6 @@ export interface FailureOutcome extends RunProgress {
   skipped: Array<{ id: string; queue: string }>;
 }
 
-const READY_COLUMNS = `id, run_id, processor, queue, generation, attempt, max_attempts, options`;
-
 /**
  * The first CTE of a statement that locks steps of several runs: their run
  * rows, in id order (`$1` holds the step ids). The lock order, atop StepStore.
@@ -97,26 +78,6 @@ const RUN_LOCKS = `run_locks AS (
          ORDER BY id FOR NO KEY UPDATE`;
 /** The condition that makes a step part of a statement wait for `run_locks` (an InitPlan, run first). */
 const AFTER_RUN_LOCKS = `(SELECT count(*) FROM run_locks) >= 0`;
-
-/** Maps a row with READY_COLUMNS (and run_priority) to a ReadyStep. */
-export function toReadyStep(row: any, runPriority = row.run_priority ?? 0): ReadyStep {
-  return {
-    id: row.id, runId: row.run_id, processor: row.processor, queue: row.queue, generation: row.generation,
-    attempt: row.attempt, maxAttempts: row.max_attempts, options: row.options, runPriority,
-  };
-}
-
-/**
- * Runs a hot-path statement as a named prepared statement when `q` is the
- * pool: each connection parses and plans it once, not on every step (the
- * parse and plan of these CTEs cost as much Postgres CPU as running them).
- * Inside a transaction (no pool) it runs as plain parameterised SQL.
- */
-async function hot(q: Queryable, name: string, text: string, params: unknown[]): Promise<any[]> {
-  const pool = (q as { pool?: Pool }).pool;
-  if (pool) return (await pool.query({ name, text, values: params })).rows;
-  return q.query(text, params);
-}
 
 /**
  * The fenced transitions of steps and runs. Each changes a row only when it is
@@ -162,7 +123,7 @@ export class StepStore {
    * @returns the started steps by lease; a lease that is absent lost its fence.
    */
   async markStepsRunning(starts: StartRequest[], workerId: string): Promise<Map<string, StartedStep>> {
-    const rows = await hot(this.sql, 'drover_mark_steps_running', `
+    const rows = await hotQuery(this.sql, 'drover_mark_steps_running', `
       WITH req AS (
         SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(id, generation, lease)
       ), ${RUN_LOCKS}
@@ -225,14 +186,14 @@ export class StepStore {
    * once by both; each run row is updated once with the sum, merging the
    * outputs of its sink steps, and a run whose last open step succeeds here
    * is finished here (`runStatus`), with `run.succeeded`. A run that had a
-   * failed step is left for `finishRuns`, whose fresh snapshot sees every
-   * failed step. The run rows are locked first (the lock order); a success
+   * failed step is finished by a second statement (`finishRuns`), whose fresh
+   * snapshot sees every failed step; callers never finish runs. The run rows are locked first (the lock order); a success
    * replayed under its lease returns the first outcome (`replayedSuccesses`).
    * @returns the outcome by lease (absent: the fence failed); each promoted
    *   step appears in exactly one outcome.
    */
   async markStepsSucceeded(successes: SuccessRequest[], actor: string): Promise<Map<string, StepSuccess>> {
-    const rows = await hot(this.sql, 'drover_mark_steps_succeeded', `
+    const rows = await hotQuery(this.sql, 'drover_mark_steps_succeeded', `
       WITH req AS (
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS r(id, lease, output)
       ), ${RUN_LOCKS}
@@ -287,15 +248,23 @@ export class StepStore {
     const firstOfRun = new Map<string, StepSuccess>();
     for (const row of rows) {
       if (row.lease === null) continue;
+      const first = !firstOfRun.has(row.run_id);
       const outcome: StepSuccess = {
         runId: row.run_id, openSteps: row.open_steps, promoted: [],
-        runStatus: row.run_status === 'succeeded' ? 'succeeded' : null,
+        runStatus: first && row.run_status === 'succeeded' ? 'succeeded' : null,
       };
       outcomes.set(row.lease, outcome);
-      if (!firstOfRun.has(row.run_id)) firstOfRun.set(row.run_id, outcome);
+      if (first) firstOfRun.set(row.run_id, outcome);
     }
     for (const row of rows) {
       if (row.lease === null) firstOfRun.get(row.run_id)?.promoted.push(toReadyStep(row.promoted));
+    }
+    // A run whose last open step succeeded here but which had a failed step:
+    // finished by a statement of its own, whose fresh snapshot lists every failed step.
+    const toFinish = [...firstOfRun.values()].filter((o) => o.openSteps === 0 && o.runStatus === null);
+    if (toFinish.length > 0) {
+      const finished = await finishRuns(this.sql, toFinish.map((o) => o.runId), actor);
+      for (const o of toFinish) o.runStatus = finished.get(o.runId) ?? null;
     }
     const unanswered = successes.filter((r) => !outcomes.has(r.lease));
     if (unanswered.length > 0) for (const [lease, outcome] of await this.replayedSuccesses(unanswered)) outcomes.set(lease, outcome);
@@ -402,7 +371,7 @@ export class StepStore {
     const [run] = await tx.query(`SELECT (definition->>'failFast')::boolean AS fail_fast FROM drover.runs WHERE id = $1`, [runId]);
     let cancelled: CancelledStep[] = [];
     if (run?.fail_fast) {
-      cancelled = await this.cancelOpenSteps(tx, runId);
+      cancelled = await cancelOpenSteps(tx, runId);
       for (const c of cancelled) events.push(['step.cancelled', c.id, { reason: 'failFast', because: failedName }]);
     }
     const [counts] = await tx.query(`
@@ -411,121 +380,8 @@ export class StepStore {
       RETURNING open_steps`, [runId, 1 + skipped.length + cancelled.length]);
     await appendAudit(tx, runId, actor, events);
     const openSteps = counts ? counts.open_steps : null;
-    const runStatus = openSteps === 0 ? await this.finishRun(tx, runId, actor) : null;
+    const runStatus = openSteps === 0 ? (await finishRuns(tx, [runId], actor)).get(runId) ?? null : null;
     return { runId, openSteps, runStatus, cancelled, skipped: skipped.map((k) => ({ id: k.id, queue: k.queue })) };
-  }
-
-  /** Moves every open step of a run to `cancelled`; returns them with their previous state. */
-  private cancelOpenSteps(tx: Queryable, runId: string): Promise<CancelledStep[]> {
-    return tx.query(`
-      UPDATE drover.steps st SET status = 'cancelled', finished_at = now()
-        FROM (SELECT id, status FROM drover.steps
-               WHERE run_id = $1 AND status IN ('pending', 'queued', 'running') ORDER BY id FOR NO KEY UPDATE) o
-       WHERE st.id = o.id
-      RETURNING st.id, st.queue, st.generation, o.status AS previous`, [runId]);
-  }
-
-  /**
-   * Finishes a run whose steps are all terminal: `succeeded` with the outputs
-   * of its sink steps, or `failed`. (A separate statement after the last
-   * transition committed, so its snapshot sees every step's final row.) Fenced on the run being open with no open
-   * steps, so calling it twice is harmless.
-   * @returns the final status, or null when it was not (or no longer) finishable.
-   */
-  async finishRun(q: Queryable, runId: string, actor: string): Promise<'succeeded' | 'failed' | null> {
-    return (await this.finishRuns(q, [runId], actor)).get(runId) ?? null;
-  }
-
-  /**
-   * `finishRun` for several runs in one statement (the executor's group
-   * commit of runs whose last steps finished together).
-   * @returns the final status of each run it finished (absent: not finishable).
-   */
-  async finishRuns(q: Queryable, runIds: string[], actor: string): Promise<Map<string, 'succeeded' | 'failed'>> {
-    const rows = await hot(q, 'drover_finish_runs', `
-      WITH l AS (
-        SELECT id FROM drover.runs WHERE id = ANY ($1::uuid[]) AND status IN ('pending', 'running') AND open_steps = 0
-         ORDER BY id FOR NO KEY UPDATE
-      ), r AS (
-        UPDATE drover.runs SET
-          status = CASE WHEN failed_steps > 0 THEN 'failed' ELSE 'succeeded' END,
-          finished_at = now(),
-          output = CASE WHEN failed_steps > 0 THEN output ELSE (
-            SELECT COALESCE(jsonb_object_agg(st.name, st.output), '{}'::jsonb) FROM drover.steps st
-             WHERE st.run_id = runs.id AND st.sink) END,
-          error = CASE WHEN failed_steps > 0 THEN (
-            SELECT jsonb_build_object('message', 'failed steps: ' || string_agg(f.name, ', ' ORDER BY f.name),
-                                      'failedSteps', jsonb_agg(f.name ORDER BY f.name))
-              FROM drover.steps f WHERE f.run_id = runs.id AND f.status = 'failed') END
-         WHERE id = ANY (ARRAY(SELECT id FROM l)) AND status IN ('pending', 'running') AND open_steps = 0
-        RETURNING id, status
-      )
-      ${INSERT_AUDIT}
-      SELECT 'run.' || r.status, r.id, NULL, $2, NULL FROM r
-      RETURNING run_id, type`, [runIds, actor]);
-    return new Map(rows.map((row) => [row.run_id as string, row.type.slice(4) as 'succeeded' | 'failed']));
-  }
-
-  /**
-   * Cancels a run: open steps → `cancelled` (running ones see their signal
-   * abort through the worker's lease check), run → `cancelled`.
-   * @returns null when the run is not open (the caller answers invalid_state).
-   */
-  async cancelRun(runId: string, actor: string): Promise<CancelledStep[] | null> {
-    return this.sql.transaction(async (tx) => {
-      const [run] = await tx.query(`
-        UPDATE drover.runs SET status = 'cancelled', open_steps = 0, finished_at = now()
-         WHERE id = $1 AND status IN ('pending', 'running') RETURNING id`, [runId]);
-      if (!run) throw new NotOpen();
-      const steps = await this.cancelOpenSteps(tx, runId);
-      await appendAudit(tx, runId, actor, [
-        ['run.cancelled', null, null],
-        ...steps.map((s): AuditRow => ['step.cancelled', s.id, { reason: 'run cancelled', previous: s.previous }]),
-      ]);
-      return steps;
-    }).catch((error) => {
-      if (error instanceof NotOpen) return null;
-      throw error;
-    });
-  }
-
-  /**
-   * Resumes a `failed` or `cancelled` run: its failed, cancelled and skipped
-   * steps start again with fresh attempts under a new generation (a new job id);
-   * succeeded steps keep their outputs; steps whose dependencies have all
-   * succeeded are queued at once.
-   * @returns the steps to enqueue, or null when the run is not resumable.
-   */
-  async retryRun(runId: string, actor: string): Promise<ReadyStep[] | null> {
-    return this.sql.transaction(async (tx) => {
-      const [run] = await tx.query(`SELECT status, priority FROM drover.runs WHERE id = $1 FOR NO KEY UPDATE`, [runId]);
-      if (!run || (run.status !== 'failed' && run.status !== 'cancelled')) return null;
-      const reset = await tx.query(`
-        UPDATE drover.steps SET status = 'pending', attempt = 0, generation = generation + 1, error = NULL, output = NULL,
-               lease = NULL, worker_id = NULL, queued_at = NULL, started_at = NULL, finished_at = NULL
-         WHERE run_id = $1 AND status IN ('failed', 'cancelled', 'skipped')
-        RETURNING id`, [runId]);
-      const ready = await tx.query(`
-        UPDATE drover.steps c SET
-          deps_remaining = x.remaining,
-          status = CASE WHEN x.remaining = 0 THEN 'queued' ELSE 'pending' END,
-          queued_at = CASE WHEN x.remaining = 0 THEN now() ELSE NULL END
-          FROM (SELECT s.id, (SELECT count(*) FROM drover.steps p
-                               WHERE p.run_id = s.run_id AND p.name = ANY (s.depends_on) AND p.status <> 'succeeded')::int AS remaining
-                  FROM drover.steps s WHERE s.id = ANY ($1::uuid[])) x
-         WHERE c.id = x.id
-        RETURNING ${READY_COLUMNS.split(', ').map((c) => `c.${c}`).join(', ')}, c.status`, [reset.map((r) => r.id)]);
-      await tx.query(`
-        UPDATE drover.runs SET status = 'running', open_steps = $2, failed_steps = 0,
-               error = NULL, finished_at = NULL
-         WHERE id = $1`, [runId, reset.length]);
-      const queued = ready.filter((r) => r.status === 'queued');
-      await appendAudit(tx, runId, actor, [
-        ['run.retried', null, { steps: reset.length }],
-        ...queued.map((r): AuditRow => ['step.queued', r.id, null]),
-      ]);
-      return queued.map((r) => toReadyStep(r, run.priority));
-    });
   }
 
   /**
@@ -547,5 +403,3 @@ export class StepStore {
     return rows[0] ? toReadyStep(rows[0]) : null;
   }
 }
-
-class NotOpen extends Error {}

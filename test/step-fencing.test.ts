@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Dispatcher } from '../src/dispatcher';
 import { silentLogger } from '../src/logger';
+import { RunStore } from '../src/run-store';
 import { StepStore } from '../src/step-store';
 import { describeEachBackend } from './helpers/env';
 import { createEngine, type EngineHarness } from './helpers/engine';
@@ -9,9 +10,11 @@ import { createEngine, type EngineHarness } from './helpers/engine';
 describeEachBackend('fenced transitions', (backend) => {
   let engine: EngineHarness;
   let store: StepStore;
+  let runs: RunStore;
   beforeEach(async () => {
     engine = await createEngine(backend);
     store = new StepStore(engine.drover.sql);
+    runs = new RunStore(engine.drover.sql);
     await engine.drover.registerWorkflows([{ name: 'one', steps: [{ name: 'a', processor: 'p' }, { name: 'b', processor: 'p', dependsOn: ['a'] }] }]);
   });
   afterEach(async () => { await engine.close(); });
@@ -46,7 +49,7 @@ describeEachBackend('fenced transitions', (backend) => {
     const lease = randomUUID();
     await store.markStepRunning(stepId, 0, lease, 'w1');
     const [cancel, complete] = await Promise.all([
-      store.cancelRun(runId, 'test'),
+      runs.cancelRun(runId, 'test'),
       store.markStepSucceeded(stepId, lease, 1, 'worker:w1'),
     ]);
     const run = await engine.drover.getRun(runId);

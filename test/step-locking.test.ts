@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
+import { RunStore } from '../src/run-store';
 import { StepStore } from '../src/step-store';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';
 
@@ -11,6 +12,7 @@ import { createEngine, eventually, type EngineHarness } from './helpers/engine';
 describe('one lock order for the transitions of a run', () => {
   let engine: EngineHarness;
   let store: StepStore;
+  let runs: RunStore;
   let holder: Client;
   const actor = 'worker:w1';
   const boom = { name: 'Error', message: 'boom' };
@@ -18,6 +20,7 @@ describe('one lock order for the transitions of a run', () => {
   beforeEach(async () => {
     engine = await createEngine('redis');
     store = new StepStore(engine.drover.sql);
+    runs = new RunStore(engine.drover.sql);
     holder = new Client({ connectionString: engine.databaseUrl });
     await holder.connect();
     await engine.drover.registerWorkflows([
@@ -93,7 +96,7 @@ describe('one lock order for the transitions of a run', () => {
     const lock = await hold('runs', run.id);
     const success = store.markStepSucceeded(s.x.id, lease.x, 'X', actor);
     await waiting(1, success);
-    const cancel = store.cancelRun(run.id, 'api:test');
+    const cancel = runs.cancelRun(run.id, 'api:test');
     await waiting(2, cancel);
     await lock.release();
     const [succeeded, cancelled] = await Promise.all([success, cancel]);
@@ -107,10 +110,10 @@ describe('one lock order for the transitions of a run', () => {
     const run = await engine.drover.createRun({ workflow: 'fan' });
     const s = await stepsOf(run.id);
     const lease = await start(run.id, ['x', 'y']);
-    expect(await store.cancelRun(run.id, 'api:test')).toHaveLength(3);
+    expect(await runs.cancelRun(run.id, 'api:test')).toHaveLength(3);
     // x's processor was still running when the run was cancelled; it reports success as the run is resumed.
     const lock = await hold('runs', run.id);
-    const resume = store.retryRun(run.id, 'api:test');
+    const resume = runs.retryRun(run.id, 'api:test');
     await waiting(1, resume);
     const success = store.markStepSucceeded(s.x.id, lease.x, 'late', actor);
     await waiting(2, success);
@@ -131,7 +134,7 @@ describe('one lock order for the transitions of a run', () => {
     const lock = await hold('steps', s.z.id);
     const failure = store.markStepFailed(s.z.id, lease.z, boom, actor, true);
     await waiting(1, failure);
-    const cancel = store.cancelRun(run.id, 'api:test');
+    const cancel = runs.cancelRun(run.id, 'api:test');
     await waiting(2, cancel);
     await lock.release();
     const [failed, cancelled] = await Promise.all([failure, cancel]);
