@@ -3,7 +3,7 @@ import { appendEvents, readAudit, type AuditEvent } from './audit/audit';
 import type { Logger } from 'pino';
 import type { Dispatcher } from './dispatcher';
 import type { Queryable, Sql } from './db/sql';
-import { ApiError, invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow } from './errors';
+import { invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow, type RequestError } from './errors';
 import { findNonJson, isJsonObject, isUuid } from './json';
 import { metrics } from './metrics';
 import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
@@ -21,7 +21,7 @@ export interface RunServiceOptions {
 }
 
 /** The outcome of one item of a batch. */
-export type CreateOutcome = { ok: true; run: RunView; created: boolean } | { ok: false; error: ApiError };
+export type CreateOutcome = { ok: true; run: RunView; created: boolean } | { ok: false; error: RequestError };
 
 interface Prepared {
   index: number;
@@ -62,7 +62,7 @@ export class RunService {
       try {
         valid.push({ index, ...this.validate(raw) });
       } catch (error) {
-        outcomes[index] = { ok: false, error: error as ApiError };
+        outcomes[index] = { ok: false, error: error as RequestError };
       }
     });
     const workflows = valid.length ? await this.registry.resolve([...new Set(valid.map((v) => v.request.workflow))]) : new Map();
@@ -87,7 +87,7 @@ export class RunService {
     return outcomes;
   }
 
-  /** Creates one run; throws the ApiError of a bad request. */
+  /** Creates one run; throws the RequestError of a bad request. */
   async createRun(request: CreateRunRequest, actor: string): Promise<{ run: RunView; created: boolean }> {
     const [outcome] = await this.createRuns([request], actor);
     if (!outcome.ok) throw outcome.error;
