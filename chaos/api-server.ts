@@ -1,6 +1,7 @@
 import * as http from 'node:http';
 import { Drover } from '../src/drover';
-import { ApiError } from '../src/errors';
+import { DroverError } from '../src/errors';
+import { STATUS_OF_CODE } from '../src/http/errors';
 
 /** What the orchestrator passes the stand-in API server (as JSON in argv[2]). */
 export interface ChaosApiArgs {
@@ -40,7 +41,7 @@ async function main(): Promise<void> {
         send(404, { error: { code: 'not_found', message: 'no such route' } });
       };
       handle().catch((error) => {
-        if (error instanceof ApiError) send(error.status, { error: { code: error.code, message: error.message } });
+        if (error instanceof DroverError && STATUS_OF_CODE[error.code]) send(STATUS_OF_CODE[error.code], { error: { code: error.code, message: error.message } });
         else send(500, { error: { code: 'internal', message: String(error?.message ?? error) } });
       });
     });

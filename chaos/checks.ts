@@ -239,7 +239,7 @@ function readFrom(file: string, fromByte: number): string {
 
 /** A lost run's steps and audit trail, for the report. */
 async function describeRun(pool: Pool, backend: QueueBackend, runId: string): Promise<string> {
-  const { rows: [run] } = await pool.query(`SELECT status, open_steps, failed_steps, generation FROM drover.runs WHERE id = $1`, [runId]);
+  const { rows: [run] } = await pool.query(`SELECT status, open_steps, failed_steps FROM drover.runs WHERE id = $1`, [runId]);
   const { rows: steps } = await pool.query(`
     SELECT id, name, queue, status, generation, attempt, deps_remaining, worker_id FROM drover.steps WHERE run_id = $1 ORDER BY name`, [runId]);
   for (const s of steps) {

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import type { Queryable } from './db/sql';
 import { ConfigError } from './errors';
+import { isoTime, isUuid } from './json';
 
 /** An API key as listed (never its secret). */
 export interface ApiKeyView {
@@ -28,17 +29,15 @@ export interface ApiKeyIdentity {
 export const API_KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,127}$/;
 /** `drv_<12 hex prefix>_<43 base64url secret>`. */
 const KEY_FORMAT = /^drv_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // last_used_at is a hint for operators; writing it on every request would cost a row update per call.
 const LAST_USED_RESOLUTION_MS = 60_000;
 
 const sha256 = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
 function toView(row: any): ApiKeyView {
-  const iso = (v: Date | null) => (v ? new Date(v).toISOString() : null);
   return {
     id: row.id, name: row.name, prefix: row.prefix,
-    createdAt: new Date(row.created_at).toISOString(), lastUsedAt: iso(row.last_used_at), revokedAt: iso(row.revoked_at),
+    createdAt: isoTime(row.created_at)!, lastUsedAt: isoTime(row.last_used_at), revokedAt: isoTime(row.revoked_at),
   };
 }
 
@@ -76,7 +75,7 @@ export class ApiKeyStore {
    * @returns the key, or undefined when none matches.
    */
   async revoke(idOrPrefix: string): Promise<ApiKeyView | undefined> {
-    const column = UUID.test(idOrPrefix) ? 'id' : 'prefix';
+    const column = isUuid(idOrPrefix) ? 'id' : 'prefix';
     if (column === 'prefix' && !/^[0-9a-f]{12}$/.test(idOrPrefix)) return undefined;
     const [row] = await this.db.query(
       `UPDATE drover.api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE ${column} = $1

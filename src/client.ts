@@ -1,8 +1,8 @@
 import { DroverError } from './errors';
-import { TERMINAL_RUN_STATUSES, type RunStatus } from './states';
 import type {
   AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunView, RunWithSteps, WorkerView, WorkflowView,
 } from './types';
+import { pollRun, type WaitOptions } from './wait';
 
 /** Options of `DroverClient`. */
 export interface DroverClientOptions {
@@ -27,12 +27,8 @@ export class DroverApiError extends DroverError {
   }
 }
 
-/** `waitForRun` reached its deadline; `run` is the last state seen. */
-export class ClientWaitTimeoutError extends DroverError {
-  constructor(readonly run: RunView, timeoutMs: number) {
-    super('wait_timeout', `run ${run.id} is still ${run.status} after ${timeoutMs} ms`, { retryable: true });
-  }
-}
+/** `waitForRun` reached its deadline: the same error as the in-process `WaitTimeoutError`. */
+export { WaitTimeoutError as ClientWaitTimeoutError } from './wait';
 
 const MAX_BATCH = 1000;
 
@@ -103,18 +99,8 @@ export class DroverClient {
   }
 
   /** Polls until the run is terminal; throws `ClientWaitTimeoutError` past `timeoutMs` (default 60 000). */
-  async waitForRun(id: string, options: { timeoutMs?: number; pollMs?: number; until?: RunStatus[] } = {}): Promise<RunWithSteps> {
-    const timeoutMs = options.timeoutMs ?? 60_000;
-    const until = options.until ?? TERMINAL_RUN_STATUSES;
-    const deadline = Date.now() + timeoutMs;
-    let pollMs = options.pollMs ?? 100;
-    for (;;) {
-      const run = await this.getRun(id);
-      if (until.includes(run.status)) return run;
-      if (Date.now() >= deadline) throw new ClientWaitTimeoutError(run, timeoutMs);
-      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(1, deadline - Date.now()))));
-      pollMs = Math.min(pollMs * 1.5, 1000);
-    }
+  waitForRun(id: string, options: WaitOptions = {}): Promise<RunWithSteps> {
+    return pollRun(() => this.getRun(id), options, { pollMs: 100, maxPollMs: 1000 });
   }
 
   async listWorkflows(): Promise<WorkflowView[]> {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { DefinitionError } from './errors';
+import { DAY_MS } from './json';
 import type { DroverModule, Processor, ResolvedStep, ResolvedWorkflow, StepDefinition, WorkflowDefinition } from './types';
 
 /** Workflow names: `[a-z0-9][a-z0-9._-]{0,63}`. */
@@ -11,7 +12,6 @@ export const STEP_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const QUEUE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 /** BullMQ's largest priority. */
 export const MAX_PRIORITY = 2_097_152;
-const DAY_MS = 86_400_000;
 
 const backoffSchema = z.strictObject({
   type: z.enum(['fixed', 'exponential'], { error: 'backoff.type must be "fixed" or "exponential"' }),
@@ -126,12 +126,6 @@ export function defineWorkflow<const W extends WorkflowDefinition>(workflow: W):
 /** Typed identity helper for a processor. */
 export function defineProcessor<Input = Record<string, unknown>, Output = unknown>(processor: Processor<Input, Output>): Processor<Input, Output> {
   return processor;
-}
-
-/** Names of the steps no other step depends on (their outputs form the run output). */
-export function sinkSteps(steps: ResolvedStep[]): string[] {
-  const used = new Set(steps.flatMap((s) => s.dependsOn));
-  return steps.filter((s) => !used.has(s.name)).map((s) => s.name);
 }
 
 function hashDefinition(body: unknown): string {

@@ -3,20 +3,20 @@ import { createDataSource } from './db/data-source';
 import { Sql } from './db/sql';
 import { resolveWorkflow } from './definitions';
 import { Dispatcher } from './dispatcher';
-import { ConfigError, DroverError } from './errors';
+import { ConfigError } from './errors';
 import { silentLogger, type Logger } from './logger';
 import { withInfraRetry } from './infra/retry';
 import { metrics } from './metrics';
 import { QueueBackend } from './queue-backend';
 import { RunService } from './run-service';
-import { TERMINAL_RUN_STATUSES, type RunStatus } from './states';
-import { StepStore } from './step-store';
+import { RunStore } from './run-store';
 import type {
   ActorOptions, AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunView, RunWithSteps,
   WorkerView, WorkflowDefinition, WorkflowView,
 } from './types';
 import { createWorker, type DroverWorker, type WorkerOptions } from './worker';
 import { WorkerRegistry } from './worker-registry';
+import { pollRun, type WaitOptions } from './wait';
 import { WorkflowRegistry } from './workflow-registry';
 
 /** Options of `Drover.connect`. */
@@ -34,12 +34,7 @@ export interface DroverOptions {
   logger?: Logger;
 }
 
-/** A run that did not finish before `waitForRun`'s deadline. */
-export class WaitTimeoutError extends DroverError {
-  constructor(readonly run: RunView, timeoutMs: number) {
-    super('wait_timeout', `run ${run.id} is still ${run.status} after ${timeoutMs} ms`, { retryable: true });
-  }
-}
+export { WaitTimeoutError } from './wait';
 
 /**
  * The producer's handle on drover: create, read, list, cancel and resume runs,
@@ -59,10 +54,9 @@ export class Drover {
     private readonly logger: Logger,
   ) {
     this.sql = Sql.fromDataSource(ds);
-    const store = new StepStore(this.sql);
     this.workflows = new WorkflowRegistry(this.sql);
     this.workers = new WorkerRegistry(this.sql);
-    this.runs = new RunService(this.sql, store, this.workflows, new Dispatcher(backend, logger), logger, { maxInputBytes: options.maxInputBytes });
+    this.runs = new RunService(this.sql, new RunStore(this.sql), this.workflows, new Dispatcher(backend, logger), logger, { maxInputBytes: options.maxInputBytes });
   }
 
   /** Connects to Postgres (migrations must have been applied) and the queue backend. */
@@ -124,19 +118,11 @@ export class Drover {
   }
 
   /** Polls until the run is terminal; throws `WaitTimeoutError` past `timeoutMs` (default 60 000). */
-  async waitForRun(id: string, options: { timeoutMs?: number; pollMs?: number; until?: RunStatus[] } = {}): Promise<RunWithSteps> {
-    const timeoutMs = options.timeoutMs ?? 60_000;
-    const until = options.until ?? TERMINAL_RUN_STATUSES;
-    const deadline = Date.now() + timeoutMs;
-    let pollMs = options.pollMs ?? 25;
-    for (;;) {
-      // Polling rides out a Postgres restart; other errors (not_found) end the wait.
-      const run = await withInfraRetry(() => this.runs.getRunSummary(id), { maxElapsedMs: Math.max(1000, deadline - Date.now()) });
-      if (until.includes(run.status)) return this.runs.getRun(id);
-      if (Date.now() >= deadline) throw new WaitTimeoutError(run, timeoutMs);
-      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(1, deadline - Date.now()))));
-      pollMs = Math.min(pollMs * 1.5, 500);
-    }
+  async waitForRun(id: string, options: WaitOptions = {}): Promise<RunWithSteps> {
+    // Polling rides out a Postgres restart; other errors (not_found) end the wait.
+    await pollRun((deadline) => withInfraRetry(() => this.runs.getRunSummary(id), { maxElapsedMs: Math.max(1000, deadline - Date.now()) }),
+      options, { pollMs: 25, maxPollMs: 500 });
+    return this.runs.getRun(id);
   }
 
   /** Registers workflow definitions (workers do this at start-up). */

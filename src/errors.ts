@@ -52,26 +52,55 @@ export class DefinitionError extends DroverError {
   }
 }
 
-/**
- * An error the API answers with: it carries the HTTP status and the contract's
- * error code (`invalid_request`, `unknown_workflow`, `not_found`, …).
+/*
+ * Domain errors: what went wrong, in the domain's words, with the contract's
+ * error code. They carry no HTTP status; `http/errors.ts` alone maps codes to
+ * statuses.
  */
-export class ApiError extends DroverError {
-  constructor(readonly status: number, code: string, message: string, details?: unknown) {
-    super(code, message, { details });
+
+/** A request (run, query, cursor, body) is malformed: `invalid_request`; `details` lists the issues. */
+export class InvalidRequestError extends DroverError {
+  constructor(message: string, details?: unknown) {
+    super('invalid_request', message, { details });
   }
 }
 
-/** 400 `invalid_request`. */
-export const invalidRequest = (message: string, details?: unknown) => new ApiError(400, 'invalid_request', message, details);
-/** 404 `not_found`. */
-export const notFound = (what: string) => new ApiError(404, 'not_found', `${what} not found`);
-/** 409 `invalid_state`. */
-export const invalidState = (message: string) => new ApiError(409, 'invalid_state', message);
-/** 422 `unknown_workflow`. */
-export const unknownWorkflow = (name: string) => new ApiError(422, 'unknown_workflow', `unknown workflow "${name}"`);
-/** 413 `payload_too_large`. */
-export const payloadTooLarge = (message: string) => new ApiError(413, 'payload_too_large', message);
+/** The run (or other object) does not exist: `not_found`. */
+export class NotFoundError extends DroverError {
+  constructor(what: string) {
+    super('not_found', `${what} not found`);
+  }
+}
+
+/** The object is not in a state that allows the action (cancel a finished run): `invalid_state`. */
+export class InvalidStateError extends DroverError {
+  constructor(message: string) {
+    super('invalid_state', message);
+  }
+}
+
+/** No workflow of that name is registered: `unknown_workflow`. */
+export class UnknownWorkflowError extends DroverError {
+  constructor(readonly workflow: string) {
+    super('unknown_workflow', `unknown workflow "${workflow}"`);
+  }
+}
+
+/** An input or body is larger than its configured limit: `payload_too_large`. */
+export class PayloadTooLargeError extends DroverError {
+  constructor(message: string) {
+    super('payload_too_large', message);
+  }
+}
+
+/** Errors a request for a run can end with (the in-process API and HTTP alike). */
+export type RequestError = InvalidRequestError | NotFoundError | InvalidStateError | UnknownWorkflowError | PayloadTooLargeError;
+
+export const invalidRequest = (message: string, details?: unknown) => new InvalidRequestError(message, details);
+export const notFound = (what: string) => new NotFoundError(what);
+export const invalidState = (message: string) => new InvalidStateError(message);
+export const unknownWorkflow = (name: string) => new UnknownWorkflowError(name);
+export const payloadTooLarge = (message: string) => new PayloadTooLargeError(message);
 
 /** Whether an error thrown by a processor must fail its step without retry. */
 export function isNonRetryable(error: unknown): boolean {

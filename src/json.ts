@@ -3,8 +3,19 @@
  * symbols, BigInt, cycles, or non-plain objects that JSON would drop or mangle.
  * Returns a path and reason for the first offence, or undefined when fine.
  */
-/** Deepest nesting accepted in inputs and outputs (deeper values would exhaust the stack). */
+/** Deepest nesting accepted in inputs, outputs and request bodies (deeper values would exhaust the stack). */
 export const MAX_JSON_DEPTH = 64;
+
+/** One day in ms: the unit of the delay and timeout bounds. */
+export const DAY_MS = 86_400_000;
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Whether a string is a well-formed id (runs, steps, keys); others are simply not found. */
+export const isUuid = (value: string): boolean => UUID.test(value);
+
+/** A timestamp column as the API shows it (ISO 8601, UTC), or null. */
+export const isoTime = (value: Date | string | null | undefined): string | null =>
+  value === null || value === undefined ? null : new Date(value).toISOString();
 
 export function findNonJson(value: unknown, path = '$', seen: Set<object> = new Set()): string | undefined {
   switch (typeof value) {

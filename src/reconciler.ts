@@ -3,10 +3,13 @@ import type { PoolClient } from 'pg';
 import type { Sql } from './db/sql';
 import { jobIdOf, type Dispatcher } from './dispatcher';
 import { metrics } from './metrics';
+import { appendEvents } from './audit/audit';
 import { backoffDelay } from './step-executor';
 import type { QueueBackend } from './queue-backend';
 import { WorkerRegistry } from './worker-registry';
-import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
+import { toReadyStep, type ReadyStep } from './ready-step';
+import { finishRuns } from './run-store';
+import type { StepStore } from './step-store';
 
 /** Options of the reconciler. */
 export interface ReconcilerOptions {
@@ -203,11 +206,9 @@ export class Reconciler {
     // Audit first: the row is the truth; a crash before enqueue is found by the next pass.
     const byRun = new Map<string, string[]>();
     for (const s of missing) byRun.set(s.runId, [...(byRun.get(s.runId) ?? []), s.id]);
-    await this.deps.sql.query(`
-      INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
-      SELECT 'step.reenqueued', r, s, $3, '{"reason":"queued step had no live job"}'::jsonb
-        FROM unnest($1::uuid[], $2::uuid[]) AS t(r, s)`,
-    [missing.map((s) => s.runId), missing.map((s) => s.id), ACTOR]);
+    await appendEvents(this.deps.sql, ACTOR, missing.map((s) => ({
+      type: 'step.reenqueued', runId: s.runId, stepId: s.id, data: { reason: 'queued step had no live job' },
+    })));
     await this.deps.dispatcher.enqueue(missing);
     report.reenqueued = missing.length;
     metrics.reconcilerRepairs.inc({ kind: 'queued_reenqueued' }, missing.length);
@@ -221,7 +222,7 @@ export class Reconciler {
        ORDER BY created_at, id LIMIT $1`, [this.o.batchSize, this.runsAfter.at, this.runsAfter.id]);
     this.runsAfter = nextKeyset(rows, this.o.batchSize);
     for (const row of rows) {
-      const status = await this.deps.store.finishRun(this.deps.sql, row.id, ACTOR);
+      const status = (await finishRuns(this.deps.sql, [row.id], ACTOR)).get(row.id);
       if (status) {
         report.runsFinished++;
         metrics.runsFinished.inc({ status });

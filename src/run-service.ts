@@ -1,15 +1,17 @@
 import { randomUUID } from 'node:crypto';
+import { appendEvents, readAudit, type AuditEvent } from './audit/audit';
 import type { Logger } from 'pino';
 import type { Dispatcher } from './dispatcher';
 import type { Queryable, Sql } from './db/sql';
-import { ApiError, invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow } from './errors';
-import { findNonJson, isJsonObject } from './json';
+import { invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow, type RequestError } from './errors';
+import { findNonJson, isJsonObject, isUuid } from './json';
 import { metrics } from './metrics';
 import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
-import { toReadyStep, type ReadyStep, type StepStore } from './step-store';
+import { toReadyStep, type ReadyStep } from './ready-step';
+import type { RunStore } from './run-store';
 import type { StepOptionsJson } from './entities/step.entity';
 import type { AuditEventView, CreateRunRequest, ListRunsQuery, Page, ResolvedWorkflow, RunView, RunWithSteps } from './types';
-import { RUN_COLUMNS, STEP_COLUMNS, toAuditView, toRunView, toStepView } from './views';
+import { RUN_COLUMNS, STEP_COLUMNS, toRunView, toStepView } from './views';
 import type { WorkflowRegistry } from './workflow-registry';
 
 /** Options of the run service. */
@@ -19,7 +21,7 @@ export interface RunServiceOptions {
 }
 
 /** The outcome of one item of a batch. */
-export type CreateOutcome = { ok: true; run: RunView; created: boolean } | { ok: false; error: ApiError };
+export type CreateOutcome = { ok: true; run: RunView; created: boolean } | { ok: false; error: RequestError };
 
 interface Prepared {
   index: number;
@@ -29,9 +31,6 @@ interface Prepared {
   workflow: ResolvedWorkflow;
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Whether a string is a well-formed run or step id (others are simply not found). */
-export const isUuid = (value: string): boolean => UUID.test(value);
 
 /**
  * Creates, reads, lists, cancels and resumes runs. Creation writes runs, steps
@@ -42,7 +41,7 @@ export class RunService {
 
   constructor(
     private readonly sql: Sql,
-    private readonly store: StepStore,
+    private readonly store: RunStore,
     private readonly registry: WorkflowRegistry,
     private readonly dispatcher: Dispatcher,
     private readonly logger: Logger,
@@ -63,7 +62,7 @@ export class RunService {
       try {
         valid.push({ index, ...this.validate(raw) });
       } catch (error) {
-        outcomes[index] = { ok: false, error: error as ApiError };
+        outcomes[index] = { ok: false, error: error as RequestError };
       }
     });
     const workflows = valid.length ? await this.registry.resolve([...new Set(valid.map((v) => v.request.workflow))]) : new Map();
@@ -88,7 +87,7 @@ export class RunService {
     return outcomes;
   }
 
-  /** Creates one run; throws the ApiError of a bad request. */
+  /** Creates one run; throws the RequestError of a bad request. */
   async createRun(request: CreateRunRequest, actor: string): Promise<{ run: RunView; created: boolean }> {
     const [outcome] = await this.createRuns([request], actor);
     if (!outcome.ok) throw outcome.error;
@@ -145,10 +144,10 @@ export class RunService {
     const steps = { id: [] as string[], run: [] as string[], name: [] as string[], proc: [] as string[], queue: [] as string[],
       status: [] as string[], deps: [] as string[], remaining: [] as number[], max: [] as number[], options: [] as string[], sink: [] as boolean[] };
     const roots: ReadyStep[] = [];
-    const audit = { type: [] as string[], run: [] as string[], step: [] as (string | null)[] };
+    const audit: AuditEvent[] = [];
     for (const p of prepared) {
       if (!created.has(p.id)) continue;
-      audit.type.push('run.created'); audit.run.push(p.id); audit.step.push(null);
+      audit.push({ type: 'run.created', runId: p.id, stepId: null });
       const dependedOn = new Set(p.workflow.steps.flatMap((s) => s.dependsOn));
       for (const s of p.workflow.steps) {
         const id = randomUUID();
@@ -159,7 +158,7 @@ export class RunService {
         steps.remaining.push(s.dependsOn.length); steps.max.push(s.attempts); steps.options.push(JSON.stringify(options));
         steps.sink.push(!dependedOn.has(s.name));
         if (root) {
-          audit.type.push('step.queued'); audit.run.push(p.id); audit.step.push(id);
+          audit.push({ type: 'step.queued', runId: p.id, stepId: id });
           roots.push({ ...toReadyStep({ id, run_id: p.id, processor: s.processor, queue: s.queue, generation: 0, attempt: 0, max_attempts: s.attempts, options }, p.request.priority ?? 0), extraDelayMs: p.request.delayMs ?? 0 });
         }
       }
@@ -172,10 +171,7 @@ export class RunService {
           FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::int[], $9::int[], $10::jsonb[], $11::bool[])
                AS t(id, run, name, proc, queue, status, deps, remaining, maxa, opts, sink)`,
       [steps.id, steps.run, steps.name, steps.proc, steps.queue, steps.status, steps.deps, steps.remaining, steps.max, steps.options, steps.sink]);
-      await tx.query(`
-        INSERT INTO drover.audit_events (type, run_id, step_id, actor)
-        SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], array_fill($4::text, ARRAY[$5::int]))`,
-      [audit.type, audit.run, audit.step, actor, audit.type.length]);
+      await appendEvents(tx, actor, audit);
     }
     return { created, existing, roots };
   }
@@ -225,8 +221,7 @@ export class RunService {
     if (!isUuid(id)) throw notFound('run');
     const [run] = await this.sql.query(`SELECT 1 FROM drover.runs WHERE id = $1`, [id]);
     if (!run) throw notFound('run');
-    const rows = await this.sql.query(`SELECT * FROM drover.audit_events WHERE run_id = $1 ORDER BY id`, [id]);
-    return { items: rows.map(toAuditView) };
+    return { items: await readAudit(this.sql, id) };
   }
 
   /** Cancels an open run; `invalid_state` when it has finished. */

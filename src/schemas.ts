@@ -1,10 +1,10 @@
 import { z } from 'zod';
 import { MAX_PRIORITY, WORKFLOW_NAME } from './definitions';
+import { DAY_MS } from './json';
 import { RUN_STATUSES } from './states';
 
 /** Workspace names. */
 export const WORKSPACE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const DAY_MS = 86_400_000;
 
 /** A run creation request (HTTP body, in-process call, CLI). */
 export const createRunSchema = z.strictObject({

@@ -12,6 +12,3 @@ export type WorkerStatus = (typeof WORKER_STATUSES)[number];
 
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ['succeeded', 'failed', 'cancelled'];
 export const TERMINAL_STEP_STATUSES: readonly StepStatus[] = ['succeeded', 'failed', 'cancelled', 'skipped'];
-
-/** The Postgres schema that holds drover's tables. */
-export const DB_SCHEMA = 'drover';

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
+import { appendAudit } from './audit/audit';
 import type { Sql } from './db/sql';
 import type { Dispatcher } from './dispatcher';
 import { DroverError, NonRetryableError, isNonRetryable, serializeError, StepTimeoutError } from './errors';
@@ -9,7 +10,7 @@ import { withInfraRetry } from './infra/retry';
 import { findNonJson } from './json';
 import { metrics } from './metrics';
 import type { StepJobData } from './queue-backend';
-import { insertAudit, type StartRequest, type StartedStep, type StepStore, type StepSuccess, type SuccessRequest } from './step-store';
+import { type StartRequest, type StartedStep, type StepStore, type StepSuccess, type SuccessRequest } from './step-store';
 import type { Processor, ProcessorContext } from './types';
 
 /** The step was cancelled, or another execution took it over: its result is dropped. */
@@ -46,16 +47,14 @@ export class StepExecutor {
   private readonly active = new Map<string, ActiveAttempt>();
   private readonly actor: string;
   /**
-   * Group commit of the hot transitions: the starts, successes and run
-   * finishes that arrive while one of their kind is in flight go together
+   * Group commit of the hot transitions: the starts and successes that
+   * arrive while one of their kind is in flight go together
    * in one statement (no added latency when the worker is idle).
    */
   private readonly starting = new Batcher<StartRequest, StartedStep>(
     (starts) => this.retry(() => this.deps.store.markStepsRunning(starts, this.deps.workerId)), (s) => s.lease);
   private readonly succeeding = new Batcher<SuccessRequest, StepSuccess>(
     (successes) => this.recordSuccesses(successes), (s) => s.lease);
-  private readonly finishing = new Batcher<string, 'succeeded' | 'failed'>(
-    (runIds) => this.retry(() => this.deps.store.finishRuns(this.deps.sql, runIds, this.actor)), (runId) => runId);
 
   constructor(
     private readonly deps: {
@@ -131,9 +130,7 @@ export class StepExecutor {
       if (!result) return this.drop(attempt, 'success');
       metrics.stepsFinished.inc({ status: 'succeeded', queue });
       if (debug) this.deps.logger.debug({ stepId, runId: result.runId, promoted: result.promoted.length }, 'step succeeded');
-      if (result.runStatus) this.countRunFinished(result.runStatus);
-      // A run with a failed step is finished by its own statement (it lists the failed steps).
-      else if (result.openSteps === 0) await this.finishRun(result.runId);
+      this.countRunFinished(result.runStatus);
       return { stepId };
     } catch (error) {
       await Promise.allSettled(pendingLogs);
@@ -195,7 +192,7 @@ export class StepExecutor {
         const previous = pendingLogs[pendingLogs.length - 1] ?? Promise.resolve();
         pendingLogs.push(previous.then(() => Promise.all([
           job.log(line).catch(() => undefined),
-          insertAudit(sql, started.runId, actor, [['step.log', started.id, { attempt: started.attempt, message: line.replace(/\u0000/g, '') }]])
+          appendAudit(sql, started.runId, actor, [['step.log', started.id, { attempt: started.attempt, message: line.replace(/\u0000/g, '') }]])
             .catch((err) => logger.warn({ err }, 'could not store a step log line')),
         ])));
       },
@@ -203,11 +200,6 @@ export class StepExecutor {
         void job.updateProgress(value).catch(() => undefined);
       },
     };
-  }
-
-  private async finishRun(runId: string): Promise<void> {
-    const status = await this.finishing.add(runId);
-    this.countRunFinished(status ?? null);
   }
 
   private countRunFinished(status: string | null): void {

@@ -1,23 +1,12 @@
-import type { Pool } from 'pg';
-import type { Queryable, Sql } from './db/sql';
+import { appendAudit, INSERT_AUDIT, type AuditRow } from './audit/audit';
+import { hotQuery, type Queryable, type Sql } from './db/sql';
 import type { StepOptionsJson } from './entities/step.entity';
 import type { SerializedError } from './errors';
+import { READY_COLUMNS, toReadyStep, type ReadyStep } from './ready-step';
+import { cancelOpenSteps, finishRuns, type CancelledStep } from './run-store';
 
-/** A step ready to be enqueued (what the dispatcher needs). */
-export interface ReadyStep {
-  id: string;
-  runId: string;
-  processor: string;
-  queue: string;
-  generation: number;
-  attempt: number;
-  maxAttempts: number;
-  options: StepOptionsJson;
-  /** The run's priority (a step's own priority wins when set). */
-  runPriority: number;
-  /** Extra delay for root steps: the run's `delayMs`. */
-  extraDelayMs?: number;
-}
+export { toReadyStep, type ReadyStep } from './ready-step';
+export type { CancelledStep } from './run-store';
 
 /** What a worker gets when it fences a step to `running`. */
 export interface StartedStep {
@@ -61,18 +50,13 @@ export interface SuccessRequest {
 
 /** What a recorded success did. */
 export interface StepSuccess extends RunProgress {
-  /** `succeeded` when this success finished the run (null: still open, or left for `finishRuns`). */
-  runStatus: 'succeeded' | null;
+  /**
+   * The run's final status when this batch finished it (null: still open, or
+   * finished by another transition). Set on one outcome of the run only.
+   */
+  runStatus: 'succeeded' | 'failed' | null;
   /** Dependents it moved to `queued` (to enqueue after commit). */
   promoted: ReadyStep[];
-}
-
-/** A step moved to `cancelled` whose job may still sit in the queue. */
-export interface CancelledStep {
-  id: string;
-  queue: string;
-  generation: number;
-  previous: string;
 }
 
 /** What a final failure did to the rest of the run. */
@@ -85,33 +69,39 @@ export interface FailureOutcome extends RunProgress {
   skipped: Array<{ id: string; queue: string }>;
 }
 
-const READY_COLUMNS = `id, run_id, processor, queue, generation, attempt, max_attempts, options`;
-
-/** Maps a row with READY_COLUMNS (and run_priority) to a ReadyStep. */
-export function toReadyStep(row: any, runPriority = row.run_priority ?? 0): ReadyStep {
-  return {
-    id: row.id, runId: row.run_id, processor: row.processor, queue: row.queue, generation: row.generation,
-    attempt: row.attempt, maxAttempts: row.max_attempts, options: row.options, runPriority,
-  };
-}
-
 /**
- * Runs a hot-path statement as a named prepared statement when `q` is the
- * pool: each connection parses and plans it once, not on every step (the
- * parse and plan of these CTEs cost as much Postgres CPU as running them).
- * Inside a transaction (no pool) it runs as plain parameterised SQL.
+ * The first CTE of a statement that locks steps of several runs: their run
+ * rows, in id order (`$1` holds the step ids). The lock order, atop StepStore.
  */
-async function hot(q: Queryable, name: string, text: string, params: unknown[]): Promise<any[]> {
-  const pool = (q as { pool?: Pool }).pool;
-  if (pool) return (await pool.query({ name, text, values: params })).rows;
-  return q.query(text, params);
-}
+const RUN_LOCKS = `run_locks AS (
+        SELECT id FROM drover.runs WHERE id IN (SELECT run_id FROM drover.steps WHERE id = ANY ($1::uuid[]))
+         ORDER BY id FOR NO KEY UPDATE`;
+/** The condition that makes a step part of a statement wait for `run_locks` (an InitPlan, run first). */
+const AFTER_RUN_LOCKS = `(SELECT count(*) FROM run_locks) >= 0`;
 
 /**
  * The fenced transitions of steps and runs. Each changes a row only when it is
  * still in the state (and held by the lease) the caller saw, in the same
  * statement or transaction as its audit events: zero rows updated means
  * another actor moved it first, and the caller drops its result.
+ *
+ * **The one lock order** (ARCHITECTURE.md, invariant 9). A transition that
+ * locks more than one row first locks the row of every run it touches, in id
+ * order, `FOR NO KEY UPDATE`; only then the steps of those runs. So two
+ * transitions of one run (a start, a success, a final failure, a cancel, a
+ * resume, a finish) queue on the run row and never wait on each other in a
+ * cycle, and batches spanning several runs take their run rows in one order.
+ * In a single statement the order is forced by a `run_locks` CTE that the step
+ * part reads as an uncorrelated scalar subquery (an InitPlan, run before the
+ * first step row is locked). The transitions that touch one step row and no
+ * other (a retryable failure, the reconciler's requeue) hold nothing while
+ * they wait, so they cannot close a cycle and skip the run row.
+ *
+ * **Replays are idempotent per lease** (invariant 10). A transition retried
+ * after its reply was lost (the commit happened) finds the step already moved
+ * under its own lease and returns the first outcome: a start does not count
+ * another attempt, a success returns the dependents it queued (enqueuing them
+ * again is harmless: job ids are deterministic), a failure its run's progress.
  */
 export class StepStore {
   constructor(private readonly sql: Sql) {}
@@ -127,35 +117,44 @@ export class StepStore {
 
   /**
    * `markStepRunning` for the starts a worker has in hand at once, in one
-   * statement (group commit). Rows are locked in id order, so concurrent
-   * batches of several workers cannot deadlock on them.
+   * statement (group commit), taking the run rows first (the lock order). A
+   * start replayed under the lease it already holds returns that attempt
+   * unchanged (no new attempt, no audit event).
    * @returns the started steps by lease; a lease that is absent lost its fence.
    */
   async markStepsRunning(starts: StartRequest[], workerId: string): Promise<Map<string, StartedStep>> {
-    const rows = await hot(this.sql, 'drover_mark_steps_running', `
+    const rows = await hotQuery(this.sql, 'drover_mark_steps_running', `
       WITH req AS (
         SELECT * FROM unnest($1::uuid[], $2::int[], $3::uuid[]) AS r(id, generation, lease)
+      ), ${RUN_LOCKS}
       ), old AS (
-        SELECT st.id, st.status, req.lease FROM drover.steps st JOIN req ON req.id = st.id AND req.generation = st.generation
-         WHERE st.id = ANY ($1::uuid[]) AND st.status IN ('queued', 'running')
+        SELECT st.id, st.status, req.lease, st.status = 'running' AND st.lease = req.lease AS replay,
+               st.run_id, st.name, st.processor, st.attempt, st.max_attempts, st.options, st.queued_at, st.depends_on
+          FROM drover.steps st JOIN req ON req.id = st.id AND req.generation = st.generation
+         WHERE st.id = ANY ($1::uuid[]) AND st.status IN ('queued', 'running') AND ${AFTER_RUN_LOCKS}
          ORDER BY st.id
-           FOR UPDATE OF st
-      ), s AS (
+           FOR NO KEY UPDATE OF st
+      ), fresh AS (
         UPDATE drover.steps st
            SET status = 'running', attempt = st.attempt + 1, lease = old.lease, worker_id = $4, started_at = now()
           FROM old
-         WHERE st.id = old.id
+         WHERE st.id = old.id AND NOT old.replay
         RETURNING st.id, st.run_id, st.name, st.processor, st.attempt, st.max_attempts, st.options, st.queued_at,
                   st.depends_on, st.lease, old.status = 'running' AS takeover
+      ), s AS (
+        SELECT * FROM fresh
+        UNION ALL
+        SELECT id, run_id, name, processor, attempt, max_attempts, options, queued_at, depends_on, lease, false
+          FROM old WHERE replay
       ), r AS (
         UPDATE drover.runs SET status = 'running', started_at = now()
-         WHERE runs.id = ANY (ARRAY(SELECT DISTINCT run_id FROM s)) AND runs.status = 'pending'
+         WHERE runs.id = ANY (ARRAY(SELECT DISTINCT run_id FROM fresh)) AND runs.status = 'pending'
         RETURNING runs.id
       ), a AS (
-        INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+        ${INSERT_AUDIT}
         SELECT 'run.started', r.id, NULL, $5, NULL FROM r
         UNION ALL
-        SELECT 'step.started', s.run_id, s.id, $5, jsonb_build_object('attempt', s.attempt, 'takeover', s.takeover) FROM s
+        SELECT 'step.started', fresh.run_id, fresh.id, $5, jsonb_build_object('attempt', fresh.attempt, 'takeover', fresh.takeover) FROM fresh
       )
       SELECT s.id, s.run_id, s.name, s.processor, s.attempt, s.max_attempts, s.options, s.lease, s.takeover,
              (extract(epoch FROM s.queued_at) * 1000)::float8 AS queued_at_ms, runs.input, runs.workflow, runs.workspace,
@@ -187,59 +186,50 @@ export class StepStore {
    * once by both; each run row is updated once with the sum, merging the
    * outputs of its sink steps, and a run whose last open step succeeds here
    * is finished here (`runStatus`), with `run.succeeded`. A run that had a
-   * failed step is left for `finishRuns`, whose fresh snapshot sees every
-   * failed step. Dependents and runs are locked in id order, so concurrent
-   * batches of several workers cannot deadlock on them (the succeeding steps
-   * themselves are held by the callers' leases).
+   * failed step is finished by a second statement (`finishRuns`), whose fresh
+   * snapshot sees every failed step; callers never finish runs. The run rows are locked first (the lock order); a success
+   * replayed under its lease returns the first outcome (`replayedSuccesses`).
    * @returns the outcome by lease (absent: the fence failed); each promoted
    *   step appears in exactly one outcome.
    */
   async markStepsSucceeded(successes: SuccessRequest[], actor: string): Promise<Map<string, StepSuccess>> {
-    const rows = await hot(this.sql, 'drover_mark_steps_succeeded', `
+    const rows = await hotQuery(this.sql, 'drover_mark_steps_succeeded', `
       WITH req AS (
         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::jsonb[]) AS r(id, lease, output)
+      ), ${RUN_LOCKS}
       ), s AS (
         UPDATE drover.steps st SET status = 'succeeded', output = req.output, finished_at = now()
           FROM req
          WHERE st.id = ANY ($1::uuid[]) AND st.id = req.id AND st.lease = req.lease AND st.status = 'running'
+           AND ${AFTER_RUN_LOCKS}
         RETURNING st.id, st.run_id, st.name, st.attempt, st.sink, st.output, st.lease
       ), unblocked AS (
         SELECT c.id, count(*)::int AS n
           FROM s JOIN drover.steps c ON c.run_id = s.run_id AND c.depends_on @> ARRAY[s.name]::text[]
          WHERE NOT s.sink AND c.status = 'pending'
          GROUP BY c.id
-      ), kids AS (
-        SELECT c.id, u.n FROM drover.steps c JOIN unblocked u ON u.id = c.id
-         WHERE c.id = ANY (ARRAY(SELECT id FROM unblocked))
-         ORDER BY c.id
-           FOR UPDATE OF c
       ), d AS (
         UPDATE drover.steps c
-           SET deps_remaining = c.deps_remaining - kids.n,
-               status = CASE WHEN c.deps_remaining = kids.n THEN 'queued' ELSE c.status END,
-               queued_at = CASE WHEN c.deps_remaining = kids.n THEN now() ELSE c.queued_at END
-          FROM kids
-         WHERE c.id = kids.id AND c.status = 'pending'
+           SET deps_remaining = c.deps_remaining - u.n,
+               status = CASE WHEN c.deps_remaining = u.n THEN 'queued' ELSE c.status END,
+               queued_at = CASE WHEN c.deps_remaining = u.n THEN now() ELSE c.queued_at END
+          FROM unblocked u
+         WHERE c.id = ANY (ARRAY(SELECT id FROM unblocked)) AND c.id = u.id AND c.status = 'pending'
         RETURNING c.id, c.run_id, c.processor, c.queue, c.generation, c.attempt, c.max_attempts, c.options, c.status
       ), per_run AS (
         SELECT run_id, count(*)::int AS n, jsonb_object_agg(name, output) FILTER (WHERE sink) AS outputs
           FROM s GROUP BY run_id
-      ), locked_runs AS (
-        SELECT runs.id, p.n, p.outputs FROM drover.runs JOIN per_run p ON p.run_id = runs.id
-         WHERE runs.id = ANY (ARRAY(SELECT run_id FROM per_run))
-         ORDER BY runs.id
-           FOR UPDATE OF runs
       ), r AS (
         UPDATE drover.runs SET
                open_steps = open_steps - l.n,
                output = CASE WHEN l.outputs IS NULL THEN output ELSE COALESCE(output, '{}'::jsonb) || l.outputs END,
                status = CASE WHEN open_steps = l.n AND failed_steps = 0 THEN 'succeeded' ELSE status END,
                finished_at = CASE WHEN open_steps = l.n AND failed_steps = 0 THEN now() ELSE finished_at END
-          FROM locked_runs l
-         WHERE runs.id = l.id AND runs.status IN ('pending', 'running')
+          FROM per_run l
+         WHERE runs.id = ANY (ARRAY(SELECT run_id FROM per_run)) AND runs.id = l.run_id AND runs.status IN ('pending', 'running')
         RETURNING runs.id, runs.open_steps, runs.priority, runs.status
       ), a AS (
-        INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+        ${INSERT_AUDIT}
         SELECT 'step.succeeded', s.run_id, s.id, $4, jsonb_build_object('attempt', s.attempt) FROM s
         UNION ALL
         SELECT 'step.queued', d.run_id, d.id, $4, NULL FROM d WHERE d.status = 'queued'
@@ -258,22 +248,58 @@ export class StepStore {
     const firstOfRun = new Map<string, StepSuccess>();
     for (const row of rows) {
       if (row.lease === null) continue;
+      const first = !firstOfRun.has(row.run_id);
       const outcome: StepSuccess = {
         runId: row.run_id, openSteps: row.open_steps, promoted: [],
-        runStatus: row.run_status === 'succeeded' ? 'succeeded' : null,
+        runStatus: first && row.run_status === 'succeeded' ? 'succeeded' : null,
       };
       outcomes.set(row.lease, outcome);
-      if (!firstOfRun.has(row.run_id)) firstOfRun.set(row.run_id, outcome);
+      if (first) firstOfRun.set(row.run_id, outcome);
     }
     for (const row of rows) {
       if (row.lease === null) firstOfRun.get(row.run_id)?.promoted.push(toReadyStep(row.promoted));
     }
+    // A run whose last open step succeeded here but which had a failed step:
+    // finished by a statement of its own, whose fresh snapshot lists every failed step.
+    const toFinish = [...firstOfRun.values()].filter((o) => o.openSteps === 0 && o.runStatus === null);
+    if (toFinish.length > 0) {
+      const finished = await finishRuns(this.sql, toFinish.map((o) => o.runId), actor);
+      for (const o of toFinish) o.runStatus = finished.get(o.runId) ?? null;
+    }
+    const unanswered = successes.filter((r) => !outcomes.has(r.lease));
+    if (unanswered.length > 0) for (const [lease, outcome] of await this.replayedSuccesses(unanswered)) outcomes.set(lease, outcome);
     return outcomes;
   }
 
   /**
+   * The outcomes of successes that were recorded already under the same
+   * lease (a retry after a lost reply): the run's progress, and the
+   * dependents of each step still waiting in `queued` (the ones the first
+   * success promoted, or a sibling did; enqueuing them again is harmless).
+   * Runs only when a fence failed, so the hot path pays nothing for it.
+   */
+  private async replayedSuccesses(requests: SuccessRequest[]): Promise<Map<string, StepSuccess>> {
+    const rows = await this.sql.query(`
+      SELECT st.lease, st.run_id, runs.open_steps, runs.status AS run_status, runs.priority AS run_priority,
+             COALESCE((SELECT json_agg(json_build_object(${READY_COLUMNS.split(', ').map((c) => `'${c}', c.${c}`).join(', ')}) ORDER BY c.id)
+                         FROM drover.steps c
+                        WHERE c.run_id = st.run_id AND c.depends_on @> ARRAY[st.name]::text[] AND c.status = 'queued'), '[]') AS promoted
+        FROM unnest($1::uuid[], $2::uuid[]) AS req(id, lease)
+        JOIN drover.steps st ON st.id = req.id AND st.lease = req.lease AND st.status = 'succeeded'
+        JOIN drover.runs ON runs.id = st.run_id`,
+      [requests.map((r) => r.stepId), requests.map((r) => r.lease)]);
+    return new Map(rows.map((row): [string, StepSuccess] => [row.lease, {
+      runId: row.run_id,
+      openSteps: row.run_status === 'pending' || row.run_status === 'running' ? row.open_steps : 0,
+      runStatus: row.run_status === 'succeeded' ? 'succeeded' : null,
+      promoted: row.promoted.map((p: unknown) => toReadyStep(p, row.run_priority)),
+    }]));
+  }
+
+  /**
    * A failed attempt that will be retried: `running` → `queued` (backing off),
-   * recording the error and a `step.attempt_failed` event.
+   * recording the error and a `step.attempt_failed` event. A replay (the step
+   * is `queued` still under this lease: recorded, reply lost) answers true.
    */
   async markAttemptFailed(stepId: string, lease: string, error: SerializedError, actor: string, retryInMs: number): Promise<boolean> {
     const rows = await this.sql.query(`
@@ -282,26 +308,41 @@ export class StepStore {
          WHERE id = $1 AND lease = $2 AND status = 'running'
         RETURNING id, run_id, attempt
       )
-      INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+      ${INSERT_AUDIT}
       SELECT 'step.attempt_failed', s.run_id, s.id, $4,
              jsonb_build_object('attempt', s.attempt, 'error', $3::jsonb, 'retryInMs', $5::int) FROM s
       RETURNING id`,
       [stepId, lease, JSON.stringify(error), actor, Math.round(retryInMs)]);
-    return rows.length > 0;
+    if (rows.length > 0) return true;
+    const replayed = await this.sql.query(`SELECT 1 FROM drover.steps WHERE id = $1 AND lease = $2 AND status = 'queued'`, [stepId, lease]);
+    return replayed.length > 0;
   }
 
   /**
    * A step failed for good: `running` → `failed`; its pending descendants
    * become `skipped`; with `failFast` every other open step is `cancelled`.
-   * One transaction; finishes the run when nothing is left open.
+   * One transaction, run row first; finishes the run when nothing is left
+   * open. A replay under the same lease returns the run's progress (the
+   * first call skipped and cancelled what it had to).
    */
   async markStepFailed(stepId: string, lease: string, error: SerializedError, actor: string, attemptFailed: boolean): Promise<FailureOutcome | null> {
     return this.sql.transaction(async (tx) => {
+      const [run] = await tx.query(`
+        SELECT runs.id, runs.status, runs.open_steps FROM drover.runs
+         WHERE runs.id = (SELECT run_id FROM drover.steps WHERE id = $1) FOR NO KEY UPDATE`, [stepId]);
+      if (!run) return null;
       const [step] = await tx.query(`
         UPDATE drover.steps SET status = 'failed', error = $3::jsonb, finished_at = now()
          WHERE id = $1 AND lease = $2 AND status = 'running'
         RETURNING id, run_id, name, attempt`, [stepId, lease, JSON.stringify(error)]);
-      if (!step) return null;
+      if (!step) {
+        const [replay] = await tx.query(`SELECT 1 FROM drover.steps WHERE id = $1 AND lease = $2 AND status = 'failed'`, [stepId, lease]);
+        if (!replay) return null;
+        return {
+          runId: run.id, openSteps: run.status === 'cancelled' ? null : run.open_steps,
+          runStatus: run.status === 'failed' || run.status === 'succeeded' ? run.status : null, cancelled: [], skipped: [],
+        };
+      }
       const events: AuditRow[] = [];
       if (attemptFailed) events.push(['step.attempt_failed', step.id, { attempt: step.attempt, error }]);
       events.push(['step.failed', step.id, { attempt: step.attempt, error }]);
@@ -330,127 +371,17 @@ export class StepStore {
     const [run] = await tx.query(`SELECT (definition->>'failFast')::boolean AS fail_fast FROM drover.runs WHERE id = $1`, [runId]);
     let cancelled: CancelledStep[] = [];
     if (run?.fail_fast) {
-      cancelled = await this.cancelOpenSteps(tx, runId);
+      cancelled = await cancelOpenSteps(tx, runId);
       for (const c of cancelled) events.push(['step.cancelled', c.id, { reason: 'failFast', because: failedName }]);
     }
     const [counts] = await tx.query(`
       UPDATE drover.runs SET open_steps = GREATEST(open_steps - $2::int, 0), failed_steps = failed_steps + 1
        WHERE id = $1 AND status IN ('pending', 'running')
       RETURNING open_steps`, [runId, 1 + skipped.length + cancelled.length]);
-    await insertAudit(tx, runId, actor, events);
+    await appendAudit(tx, runId, actor, events);
     const openSteps = counts ? counts.open_steps : null;
-    const runStatus = openSteps === 0 ? await this.finishRun(tx, runId, actor) : null;
+    const runStatus = openSteps === 0 ? (await finishRuns(tx, [runId], actor)).get(runId) ?? null : null;
     return { runId, openSteps, runStatus, cancelled, skipped: skipped.map((k) => ({ id: k.id, queue: k.queue })) };
-  }
-
-  /** Moves every open step of a run to `cancelled`; returns them with their previous state. */
-  private cancelOpenSteps(tx: Queryable, runId: string): Promise<CancelledStep[]> {
-    return tx.query(`
-      UPDATE drover.steps st SET status = 'cancelled', finished_at = now()
-        FROM (SELECT id, status FROM drover.steps
-               WHERE run_id = $1 AND status IN ('pending', 'queued', 'running') FOR UPDATE) o
-       WHERE st.id = o.id
-      RETURNING st.id, st.queue, st.generation, o.status AS previous`, [runId]);
-  }
-
-  /**
-   * Finishes a run whose steps are all terminal: `succeeded` with the outputs
-   * of its sink steps, or `failed`. (A separate statement after the last
-   * transition committed, so its snapshot sees every step's final row.) Fenced on the run being open with no open
-   * steps, so calling it twice is harmless.
-   * @returns the final status, or null when it was not (or no longer) finishable.
-   */
-  async finishRun(q: Queryable, runId: string, actor: string): Promise<'succeeded' | 'failed' | null> {
-    return (await this.finishRuns(q, [runId], actor)).get(runId) ?? null;
-  }
-
-  /**
-   * `finishRun` for several runs in one statement (the executor's group
-   * commit of runs whose last steps finished together).
-   * @returns the final status of each run it finished (absent: not finishable).
-   */
-  async finishRuns(q: Queryable, runIds: string[], actor: string): Promise<Map<string, 'succeeded' | 'failed'>> {
-    const rows = await hot(q, 'drover_finish_runs', `
-      WITH r AS (
-        UPDATE drover.runs SET
-          status = CASE WHEN failed_steps > 0 THEN 'failed' ELSE 'succeeded' END,
-          finished_at = now(),
-          output = CASE WHEN failed_steps > 0 THEN output ELSE (
-            SELECT COALESCE(jsonb_object_agg(st.name, st.output), '{}'::jsonb) FROM drover.steps st
-             WHERE st.run_id = runs.id AND st.sink) END,
-          error = CASE WHEN failed_steps > 0 THEN (
-            SELECT jsonb_build_object('message', 'failed steps: ' || string_agg(f.name, ', ' ORDER BY f.name),
-                                      'failedSteps', jsonb_agg(f.name ORDER BY f.name))
-              FROM drover.steps f WHERE f.run_id = runs.id AND f.status = 'failed') END
-         WHERE id = ANY ($1::uuid[]) AND status IN ('pending', 'running') AND open_steps = 0
-        RETURNING id, status
-      )
-      INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
-      SELECT 'run.' || r.status, r.id, NULL, $2, NULL FROM r
-      RETURNING run_id, type`, [runIds, actor]);
-    return new Map(rows.map((row) => [row.run_id as string, row.type.slice(4) as 'succeeded' | 'failed']));
-  }
-
-  /**
-   * Cancels a run: open steps → `cancelled` (running ones see their signal
-   * abort through the worker's lease check), run → `cancelled`.
-   * @returns null when the run is not open (the caller answers invalid_state).
-   */
-  async cancelRun(runId: string, actor: string): Promise<CancelledStep[] | null> {
-    return this.sql.transaction(async (tx) => {
-      const steps = await this.cancelOpenSteps(tx, runId);
-      const [run] = await tx.query(`
-        UPDATE drover.runs SET status = 'cancelled', open_steps = 0, finished_at = now()
-         WHERE id = $1 AND status IN ('pending', 'running') RETURNING id`, [runId]);
-      if (!run) throw new NotOpen();
-      await insertAudit(tx, runId, actor, [
-        ['run.cancelled', null, null],
-        ...steps.map((s): AuditRow => ['step.cancelled', s.id, { reason: 'run cancelled', previous: s.previous }]),
-      ]);
-      return steps;
-    }).catch((error) => {
-      if (error instanceof NotOpen) return null;
-      throw error;
-    });
-  }
-
-  /**
-   * Resumes a `failed` or `cancelled` run: its failed, cancelled and skipped
-   * steps start again with fresh attempts under a new generation (a new job id);
-   * succeeded steps keep their outputs; steps whose dependencies have all
-   * succeeded are queued at once.
-   * @returns the steps to enqueue, or null when the run is not resumable.
-   */
-  async retryRun(runId: string, actor: string): Promise<ReadyStep[] | null> {
-    return this.sql.transaction(async (tx) => {
-      const [run] = await tx.query(`SELECT status, priority FROM drover.runs WHERE id = $1 FOR UPDATE`, [runId]);
-      if (!run || (run.status !== 'failed' && run.status !== 'cancelled')) return null;
-      const reset = await tx.query(`
-        UPDATE drover.steps SET status = 'pending', attempt = 0, generation = generation + 1, error = NULL, output = NULL,
-               lease = NULL, worker_id = NULL, queued_at = NULL, started_at = NULL, finished_at = NULL
-         WHERE run_id = $1 AND status IN ('failed', 'cancelled', 'skipped')
-        RETURNING id`, [runId]);
-      const ready = await tx.query(`
-        UPDATE drover.steps c SET
-          deps_remaining = x.remaining,
-          status = CASE WHEN x.remaining = 0 THEN 'queued' ELSE 'pending' END,
-          queued_at = CASE WHEN x.remaining = 0 THEN now() ELSE NULL END
-          FROM (SELECT s.id, (SELECT count(*) FROM drover.steps p
-                               WHERE p.run_id = s.run_id AND p.name = ANY (s.depends_on) AND p.status <> 'succeeded')::int AS remaining
-                  FROM drover.steps s WHERE s.id = ANY ($1::uuid[])) x
-         WHERE c.id = x.id
-        RETURNING ${READY_COLUMNS.split(', ').map((c) => `c.${c}`).join(', ')}, c.status`, [reset.map((r) => r.id)]);
-      await tx.query(`
-        UPDATE drover.runs SET status = 'running', generation = generation + 1, open_steps = $2, failed_steps = 0,
-               error = NULL, finished_at = NULL
-         WHERE id = $1`, [runId, reset.length]);
-      const queued = ready.filter((r) => r.status === 'queued');
-      await insertAudit(tx, runId, actor, [
-        ['run.retried', null, { steps: reset.length }],
-        ...queued.map((r): AuditRow => ['step.queued', r.id, null]),
-      ]);
-      return queued.map((r) => toReadyStep(r, run.priority));
-    });
   }
 
   /**
@@ -464,7 +395,7 @@ export class StepStore {
          WHERE id = $1 AND status = 'running' AND lease IS NOT DISTINCT FROM $2::uuid
         RETURNING ${READY_COLUMNS}
       ), a AS (
-        INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
+        ${INSERT_AUDIT}
         SELECT 'step.requeued', s.run_id, s.id, $3, jsonb_build_object('reason', $4::text) FROM s
       )
       SELECT s.*, runs.priority AS run_priority FROM s JOIN drover.runs ON runs.id = s.run_id`,
@@ -472,17 +403,3 @@ export class StepStore {
     return rows[0] ? toReadyStep(rows[0]) : null;
   }
 }
-
-/** [type, stepId, data] of one audit event. */
-export type AuditRow = [type: string, stepId: string | null, data: unknown];
-
-/** Appends audit events of one run in one statement (ids follow array order). */
-export async function insertAudit(q: Queryable, runId: string, actor: string, events: AuditRow[]): Promise<void> {
-  if (events.length === 0) return;
-  await q.query(`
-    INSERT INTO drover.audit_events (type, run_id, step_id, actor, data)
-    SELECT t, $1, s, $2, d FROM unnest($3::text[], $4::uuid[], $5::jsonb[]) WITH ORDINALITY AS e(t, s, d, n) ORDER BY n`,
-    [runId, actor, events.map((e) => e[0]), events.map((e) => e[1]), events.map((e) => (e[2] === null ? null : JSON.stringify(e[2])))]);
-}
-
-class NotOpen extends Error {}

@@ -1,7 +1,6 @@
-import type { AuditEventView, RunView, StepView, WorkerView } from './types';
+import { isoTime } from './json';
+import type { RunView, StepView, WorkerView } from './types';
 
-const iso = (value: Date | string | null | undefined): string | null =>
-  value === null || value === undefined ? null : new Date(value).toISOString();
 
 /** Columns selected for a run view (snake_case rows from `drover.runs`). */
 export const RUN_COLUMNS = `id, workflow, status, input, output, error, workspace, priority, idempotency_key, created_at, started_at, finished_at`;
@@ -19,9 +18,9 @@ export function toRunView(row: any): RunView {
     workspace: row.workspace,
     priority: row.priority,
     idempotencyKey: row.idempotency_key ?? null,
-    createdAt: iso(row.created_at)!,
-    startedAt: iso(row.started_at),
-    finishedAt: iso(row.finished_at),
+    createdAt: isoTime(row.created_at)!,
+    startedAt: isoTime(row.started_at),
+    finishedAt: isoTime(row.finished_at),
   };
 }
 
@@ -40,23 +39,10 @@ export function toStepView(row: any): StepView {
     attempts: row.attempt,
     output: row.output ?? null,
     error: row.error ?? null,
-    createdAt: iso(row.created_at)!,
-    queuedAt: iso(row.queued_at),
-    startedAt: iso(row.started_at),
-    finishedAt: iso(row.finished_at),
-  };
-}
-
-/** A `drover.audit_events` row as the API shows it. */
-export function toAuditView(row: any): AuditEventView {
-  return {
-    id: String(row.id),
-    at: iso(row.at)!,
-    type: row.type,
-    runId: row.run_id,
-    stepId: row.step_id ?? null,
-    actor: row.actor,
-    data: row.data ?? null,
+    createdAt: isoTime(row.created_at)!,
+    queuedAt: isoTime(row.queued_at),
+    startedAt: isoTime(row.started_at),
+    finishedAt: isoTime(row.finished_at),
   };
 }
 
@@ -69,8 +55,8 @@ export function toWorkerView(row: any): WorkerView {
     queues: row.queues,
     concurrency: row.concurrency,
     version: row.version,
-    startedAt: iso(row.started_at)!,
-    lastHeartbeatAt: iso(row.last_heartbeat_at)!,
+    startedAt: isoTime(row.started_at)!,
+    lastHeartbeatAt: isoTime(row.last_heartbeat_at)!,
     status: row.status,
   };
 }

@@ -1,4 +1,5 @@
-import { ApiError } from '../src/errors';
+import { DroverError } from '../src/errors';
+import { STATUS_OF_CODE } from '../src/http/errors';
 import { describeEachBackend } from './helpers/env';
 import { createEngine, type EngineHarness } from './helpers/engine';
 
@@ -7,14 +8,15 @@ describeEachBackend('bad input', (backend) => {
   beforeEach(async () => { engine = await createEngine(backend); });
   afterEach(async () => { await engine.close(); });
 
-  async function rejection(request: unknown): Promise<ApiError> {
+  async function rejection(request: unknown): Promise<DroverError> {
     try {
       await engine.drover.createRun(request as never);
     } catch (error) {
-      expect(error).toBeInstanceOf(ApiError);
-      return error as ApiError;
+      expect(error).toBeInstanceOf(DroverError);
+      expect(error).not.toHaveProperty('status'); // a domain error: only http/ knows statuses
+      return error as DroverError;
     }
-    throw new Error('expected an ApiError');
+    throw new Error('expected a DroverError');
   }
 
   async function counts() {
@@ -44,7 +46,7 @@ describeEachBackend('bad input', (backend) => {
     ];
     for (const [request, status, code, message] of cases) {
       const error = await rejection(request);
-      expect({ status: error.status, code: error.code }).toEqual({ status, code });
+      expect({ status: STATUS_OF_CODE[error.code], code: error.code }).toEqual({ status, code });
       expect(error.message).toContain(message);
     }
     expect(await counts()).toEqual(before);

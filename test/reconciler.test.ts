@@ -4,6 +4,7 @@ import { Dispatcher } from '../src/dispatcher';
 import { silentLogger } from '../src/logger';
 import { Reconciler } from '../src/reconciler';
 import { RunService } from '../src/run-service';
+import { RunStore } from '../src/run-store';
 import { StepStore, type ReadyStep } from '../src/step-store';
 import { WorkflowRegistry } from '../src/workflow-registry';
 import { describeEachBackend, testRedisUrl } from './helpers/env';
@@ -51,7 +52,7 @@ describeEachBackend('the reconciler', (backend) => {
     const wf = { name: 'lost', steps: [{ name: 'a', processor: 'noop' }] };
     await engine.drover.registerWorkflows([wf]);
     const sql = engine.drover.sql;
-    const crashing = new RunService(sql, new StepStore(sql), new WorkflowRegistry(sql), new CrashingDispatcher(engine.drover.backend, silentLogger), silentLogger);
+    const crashing = new RunService(sql, new RunStore(sql), new WorkflowRegistry(sql), new CrashingDispatcher(engine.drover.backend, silentLogger), silentLogger);
     const { run } = await crashing.createRun({ workflow: 'lost' }, 'test');
     const calls = new Calls();
     await engine.startWorker({ workflows: [wf], processors: { noop: async (ctx) => { calls.record(ctx.step.name); return 'done'; } }, reconciler: FAST_RECONCILER });

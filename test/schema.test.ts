@@ -2,13 +2,24 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { createDataSource, migrate } from '../src/db/data-source';
 import { ApiKeyEntity, AuditEventEntity, RunEntity, StepEntity, WorkerEntity, WorkflowEntity } from '../src/entities';
+import { MIGRATIONS } from '../src/migrations';
 import { createEmptyDatabase, createTestDatabase } from './helpers/env';
 
+/** Every migration by name, oldest first; each file's name must carry its class's timestamp. */
+const ALL_MIGRATIONS = MIGRATIONS.map((m) => new m().name);
+
 describe('migrations', () => {
+  it('are listed oldest first, with the first one being the initial schema', () => {
+    expect(ALL_MIGRATIONS[0]).toBe('InitialSchema1763900000000');
+    const stamps = ALL_MIGRATIONS.map((n) => Number(n.match(/\d{13}$/)?.[0]));
+    expect(stamps).toEqual([...stamps].sort((a, b) => a - b));
+    expect(new Set(stamps).size).toBe(stamps.length);
+  });
+
   it('apply on an empty database and are idempotent', async () => {
     const url = await createEmptyDatabase();
     const first = await migrate(url, { queueBackend: 'postgres' });
-    expect(first).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000', 'UnfinishedIndexes1764100000000']);
+    expect(first).toEqual(ALL_MIGRATIONS);
     expect(await migrate(url, { queueBackend: 'postgres' })).toEqual([]);
     const ds = createDataSource({ url });
     await ds.initialize();
@@ -25,7 +36,7 @@ describe('migrations', () => {
   it('run concurrently from several processes only once', async () => {
     const url = await createEmptyDatabase();
     const results = await Promise.all([1, 2, 3].map(() => migrate(url, { queueBackend: 'redis' })));
-    expect(results.flat()).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000', 'UnfinishedIndexes1764100000000']);
+    expect(results.flat()).toEqual(ALL_MIGRATIONS);
   });
 });
 
@@ -41,7 +52,7 @@ describe('entities', () => {
     return ds.getRepository(RunEntity).save({
       id: randomUUID(), workflow: 'crawl', workflowVersion: 'v1', definition: { name: 'crawl', steps: [] },
       status: 'pending', input: { url: 'https://example.com', nested: { n: [1, 2] } }, output: null, error: null,
-      workspace: 'default', priority: 0, delayMs: 0, idempotencyKey: null, generation: 0, openSteps: 1, failedSteps: 0,
+      workspace: 'default', priority: 0, delayMs: 0, idempotencyKey: null, openSteps: 1, failedSteps: 0,
       ...overrides,
     });
   }

@@ -48,3 +48,15 @@ export class Sql implements Queryable {
     }
   }
 }
+
+/**
+ * Runs a hot-path statement as a named prepared statement when `q` is the
+ * pool: each connection parses and plans it once, not on every step (the
+ * parse and plan of these CTEs cost as much Postgres CPU as running them).
+ * Inside a transaction (no pool) it runs as plain parameterised SQL.
+ */
+export async function hotQuery(q: Queryable, name: string, text: string, params: unknown[]): Promise<any[]> {
+  const pool = (q as { pool?: Pool }).pool;
+  if (pool) return (await pool.query({ name, text, values: params })).rows;
+  return q.query(text, params);
+}

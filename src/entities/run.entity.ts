@@ -20,8 +20,6 @@ export class RunEntity {
   @Column({ type: 'integer', default: 0 }) priority!: number;
   @Column({ name: 'delay_ms', type: 'integer', default: 0 }) delayMs!: number;
   @Column({ name: 'idempotency_key', type: 'varchar', length: 255, nullable: true }) idempotencyKey!: string | null;
-  /** Bumped by every retry (resume) of the run. */
-  @Column({ type: 'integer', default: 0 }) generation!: number;
   /** Steps not yet terminal; the run finishes when it reaches 0. */
   @Column({ name: 'open_steps', type: 'integer' }) openSteps!: number;
   /** Steps that failed for good in the current generation. */

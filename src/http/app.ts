@@ -1,6 +1,7 @@
 import express, { type Express, type RequestHandler } from 'express';
 import { ApiKeyStore } from '../api-keys';
 import type { Drover } from '../drover';
+import { MAX_JSON_DEPTH } from '../json';
 import { silentLogger, type Logger } from '../logger';
 import { registry } from '../metrics';
 import { apiRoutes } from './api-routes';
@@ -33,9 +34,6 @@ export interface DroverApp {
 }
 
 const MiB = 1024 * 1024;
-
-/** Deepest nesting of objects and arrays a request body may have. */
-export const MAX_JSON_DEPTH = 64;
 
 /**
  * Whether a JSON text nests objects and arrays deeper than `max`. Checked on

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
-import { ApiError } from '../errors';
+import { DroverError } from '../errors';
 import { isTransientError } from '../infra/retry';
 import type { Logger } from '../logger';
 
@@ -13,6 +13,15 @@ export function sendError(res: Response, status: number, code: string, message: 
   const body: ErrorBody = { error: { code, message, ...(details === undefined ? {} : { details }) } };
   res.status(status).json(body);
 }
+
+/** The HTTP status of each domain error code (the only place statuses meet the domain). */
+export const STATUS_OF_CODE: Readonly<Record<string, number>> = {
+  invalid_request: 400,
+  not_found: 404,
+  invalid_state: 409,
+  payload_too_large: 413,
+  unknown_workflow: 422,
+};
 
 /** 404 JSON for any path no route serves. */
 export const unknownRoute: RequestHandler = (req, res) => {
@@ -57,8 +66,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       next(error);
       return;
     }
-    if (error instanceof ApiError) {
-      sendError(res, error.status, error.code, error.message, error.details);
+    if (error instanceof DroverError && STATUS_OF_CODE[error.code]) {
+      sendError(res, STATUS_OF_CODE[error.code], error.code, error.message, error.details);
       return;
     }
     const type = (error as { type?: unknown })?.type;
