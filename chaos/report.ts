@@ -45,10 +45,12 @@ const INTRO = `# drover — reliability
 \`npm run chaos\` starts Redis, Postgres, \`drover server\` and worker processes as real OS
 processes on loopback, puts a steady mixed load of runs on them (chains, diamonds,
 fan-out/fan-in, flaky steps, steps that fail for good, slow steps, cancels and resumes
-mid-flight; producers retry with idempotency keys), injects one kind of fault per
-scenario, lets the system settle, and checks the invariants from Postgres and the queue
-(README.md, section "Reliability", says what each check and column means). The
-sections between the \`chaos:\` markers are written by the suite itself.
+mid-flight, single-attempt steps, joins whose branches fail and succeed at the same
+moment, cancels racing successes; producers retry with idempotency keys), injects one
+kind of fault per scenario, lets the system settle, and checks the invariants from
+Postgres, the queue and the Postgres server log (README.md, section "Reliability", says
+what each check and column means). The sections between the \`chaos:\` markers are
+written by the suite itself.
 `;
 
 /** Replaces (or appends) the section `name` of RELIABILITY.md. */
