@@ -8,7 +8,7 @@ describe('migrations', () => {
   it('apply on an empty database and are idempotent', async () => {
     const url = await createEmptyDatabase();
     const first = await migrate(url, { queueBackend: 'postgres' });
-    expect(first).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000', 'UnfinishedIndexes1764100000000']);
+    expect(first).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000', 'UnfinishedIndexes1764100000000', 'AttemptOwner1764300000000']);
     expect(await migrate(url, { queueBackend: 'postgres' })).toEqual([]);
     const ds = createDataSource({ url });
     await ds.initialize();
@@ -25,7 +25,7 @@ describe('migrations', () => {
   it('run concurrently from several processes only once', async () => {
     const url = await createEmptyDatabase();
     const results = await Promise.all([1, 2, 3].map(() => migrate(url, { queueBackend: 'redis' })));
-    expect(results.flat()).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000', 'UnfinishedIndexes1764100000000']);
+    expect(results.flat()).toEqual(['InitialSchema1763900000000', 'SinkOutputs1764000000000', 'UnfinishedIndexes1764100000000', 'AttemptOwner1764300000000']);
   });
 });
 
