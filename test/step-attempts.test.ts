@@ -68,4 +68,23 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
     expect(ofType(audit, 'step.started').map((e) => (e.data as any).attempt)).toEqual([1, 2]);
     expectStartsAfterBackoff(audit);
   });
+
+  it('a start that cannot be recorded burns no attempt: the job is put back, not failed by BullMQ', async () => {
+    // The first start of a step fails in Postgres (a sequence is not rolled back with the failed statement).
+    await engine.drover.sql.query(`
+      CREATE SEQUENCE public.start_failures;
+      CREATE FUNCTION public.fail_first_start() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF nextval('public.start_failures') = 1 THEN RAISE EXCEPTION 'injected: the start could not be recorded'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER fail_first_start BEFORE UPDATE ON drover.steps FOR EACH ROW
+        WHEN (OLD.status = 'queued' AND NEW.status = 'running') EXECUTE FUNCTION public.fail_first_start();`);
+    const wf = { name: 'once', steps: [{ name: 'a', processor: 'ok', attempts: 1 }] };
+    await engine.startWorker({ workflows: [wf], processors: { ok: async (ctx) => `attempt ${ctx.step.attempt}` } });
+    const run = await engine.drover.createRun({ workflow: 'once' });
+    const done = await engine.drover.waitForRun(run.id, { timeoutMs: 15_000 });
+    expect(done).toMatchObject({ status: 'succeeded', output: { a: 'attempt 1' } });
+    expect((await engine.drover.sql.query(`SELECT last_value::int AS n FROM public.start_failures`))[0].n).toBeGreaterThanOrEqual(2);
+  });
 });
