@@ -19,6 +19,11 @@ export interface StepJobData {
   stepId: string;
   runId: string;
   generation: number;
+  /**
+   * The step's processor: a worker without it leaves the job to one that has it.
+   * Absent on jobs enqueued by earlier versions, which are named after it.
+   */
+  processor?: string;
 }
 
 const PgBull = withBackend(createPostgresBackend);

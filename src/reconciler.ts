@@ -4,7 +4,6 @@ import type { Sql } from './db/sql';
 import { jobIdOf, type Dispatcher } from './dispatcher';
 import { metrics } from './metrics';
 import { appendEvents } from './audit/audit';
-import { backoffDelay } from './step-executor';
 import type { QueueBackend } from './queue-backend';
 import { WorkerRegistry } from './worker-registry';
 import { toReadyStep, type ReadyStep } from './ready-step';
@@ -159,7 +158,8 @@ export class Reconciler {
     const rows = await this.deps.sql.query(`
       SELECT s.id, s.run_id, s.processor, s.queue, s.generation, s.attempt, s.max_attempts, s.options, r.priority AS run_priority,
              r.delay_ms, cardinality(s.depends_on) = 0 AS root,
-             extract(epoch FROM now() - s.queued_at) * 1000 AS waited_ms
+             extract(epoch FROM now() - s.queued_at) * 1000 AS waited_ms,
+             COALESCE(extract(epoch FROM s.available_at - now()) * 1000, 0) AS retry_wait_ms
         FROM drover.steps s JOIN drover.runs r ON r.id = s.run_id
        WHERE s.finished_at IS NULL AND s.status = 'queued' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000)
        ORDER BY s.queued_at LIMIT $2`, [this.o.queuedGraceMs, this.o.batchSize]);
@@ -228,14 +228,14 @@ export class Reconciler {
 }
 
 /**
- * How much longer a queued step must wait when its job is re-created: what is
- * left, counted from `queued_at`, of its retry backoff (after a failed
- * attempt) or of its ready delay (the step's `delayMs`, plus the run's
- * `delayMs` for a root step on its first generation).
+ * How much longer a queued step must wait when its job is re-created: after a
+ * failed attempt, until the retry time Postgres recorded (`available_at`);
+ * before the first, what is left, counted from `queued_at`, of its ready delay
+ * (the step's `delayMs`, plus the run's `delayMs` for a root step on its first
+ * generation).
  */
-export function remainingDelayMs(row: { attempt: number; generation: number; root: boolean; delay_ms: number; waited_ms: number | string; options: { delayMs: number; backoff: { type: 'fixed' | 'exponential'; delayMs: number } } }): number {
-  const total = row.attempt > 0
-    ? backoffDelay(row.options.backoff, row.attempt)
-    : row.options.delayMs + (row.root && row.generation === 0 ? row.delay_ms : 0);
+export function remainingDelayMs(row: { attempt: number; generation: number; root: boolean; delay_ms: number; waited_ms: number | string; retry_wait_ms: number | string; options: { delayMs: number } }): number {
+  if (row.attempt > 0) return Math.max(0, Math.ceil(Number(row.retry_wait_ms)));
+  const total = row.options.delayMs + (row.root && row.generation === 0 ? row.delay_ms : 0);
   return Math.max(0, Math.round(total - Number(row.waited_ms)));
 }

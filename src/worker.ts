@@ -76,7 +76,10 @@ export class DroverWorker {
   private registry?: WorkerRegistry;
   private reconciler?: Reconciler;
   private bullWorkers: BullWorker[] = [];
+  /** Periodic tasks that run until the last attempt settles; the reconciler stops first. */
   private timers: NodeJS.Timeout[] = [];
+  /** Periodic tasks in progress (awaited before the connections close). */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private closing?: Promise<void>;
 
   constructor(private readonly options: WorkerOptions) {
@@ -113,7 +116,7 @@ export class DroverWorker {
     const dispatcher = new Dispatcher(this.backend, this.logger);
     await new WorkflowRegistry(this.sql).register(this.workflows);
     this.registry = new WorkerRegistry(this.sql);
-    await this.registry.register({ id: this.id, queues: this.queues, concurrency: this.concurrency, version: VERSION });
+    await this.registry.register({ id: this.id, queues: this.queues, concurrency: this.concurrency, version: VERSION, processors: Object.keys(this.processors) });
     this.executor = new StepExecutor({ sql: this.sql, store, dispatcher, processors: this.processors, workerId: this.id, logger: this.logger });
 
     for (const queue of this.queues) {
@@ -141,9 +144,11 @@ export class DroverWorker {
 
   /**
    * Graceful shutdown: stop taking jobs, let active steps finish within the
-   * grace period, then close connections. A step still running at the deadline
-   * is abandoned without writing anything: BullMQ's stall detection and the
-   * fence hand it to another worker.
+   * grace period, then close connections. Heartbeats and lease checks go on
+   * while it drains, so a cancel still aborts a running step. A step still
+   * running at the deadline is abandoned without writing anything: its job goes
+   * back to the queue and another worker takes the step over (the fence drops
+   * whatever the abandoned attempt still does).
    */
   close(): Promise<void> {
     if (!this.closing) this.closing = this.shutdown();
@@ -156,7 +161,6 @@ export class DroverWorker {
       return;
     }
     this.state = 'closing';
-    for (const t of this.timers) clearInterval(t);
     await this.reconciler?.stop();
     const grace = this.options.gracePeriodMs ?? 30_000;
     const drained = Promise.all(this.bullWorkers.map((w) => w.close()));
@@ -166,6 +170,8 @@ export class DroverWorker {
       this.executor?.abandonAll();
       await Promise.race([Promise.all(this.bullWorkers.map((w) => w.close(true))), sleep(5000)]);
     }
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all(this.inFlight);
     await this.registry?.markStopped(this.id).catch((err) => this.logger.warn({ err }, 'could not mark worker stopped'));
     await this.backend?.close();
     await this.ds?.destroy().catch(() => undefined);
@@ -186,11 +192,15 @@ export class DroverWorker {
   }
 
   private every(ms: number, task: () => Promise<unknown>): void {
-    let busy = false;
+    let busy: Promise<unknown> | undefined;
     const timer = setInterval(() => {
-      if (busy || this.state !== 'running') return;
-      busy = true;
-      task().catch((err) => this.logger.warn({ err }, 'periodic task failed')).finally(() => { busy = false; });
+      if (busy || (this.state !== 'running' && this.state !== 'closing')) return;
+      const run: Promise<unknown> = task().catch((err) => this.logger.warn({ err }, 'periodic task failed')).finally(() => {
+        busy = undefined;
+        this.inFlight.delete(run);
+      });
+      busy = run;
+      this.inFlight.add(run);
     }, ms);
     timer.unref();
     this.timers.push(timer);

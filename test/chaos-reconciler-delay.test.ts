@@ -47,7 +47,7 @@ describeEachBackend('the reconciler keeps what is left of a lost job\'s delay', 
     await engine.drover.registerWorkflows([{ name: 'backoff', steps: [{ name: 'a', processor: 'noop', backoff: { type: 'fixed', delayMs: 3000 } }] }]);
     const run = await engine.drover.createRun({ workflow: 'backoff' });
     // As markAttemptFailed leaves it: attempt 1 failed, queued again for its backoff.
-    await engine.drover.sql.query(`UPDATE drover.steps SET attempt = 1, queued_at = now() WHERE run_id = $1`, [run.id]);
+    await engine.drover.sql.query(`UPDATE drover.steps SET attempt = 1, queued_at = now(), available_at = now() + interval '3 seconds' WHERE run_id = $1`, [run.id]);
     await sleep(500);
     const delay = await lostJobDelay(run.id);
     expect(delay).toBeGreaterThan(2000);
