@@ -9,7 +9,6 @@ import { VERSION } from './version';
 // them, so `--help` and configuration errors answer at once.
 const lazy = {
   drover: () => import('./drover'),
-  apiKeys: () => import('./api-keys'),
   migrations: () => import('./db/data-source'),
   server: () => import('./http/server'),
   embedded: () => import('./infra/embedded-database'),
@@ -170,7 +169,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
           drover, auth: config.auth, port: config.port, host: config.host, logger, maxInputBytes: config.maxInputBytes,
         });
         io.out(`drover server listening on ${server.url}`);
-        logger.info({ url: server.url, queueBackend: drover.backend.kind }, 'server listening');
+        logger.info({ url: server.url, queueBackend: drover.queues.kind }, 'server listening');
         await untilSignal(io);
         await server.close();
         return 0;
@@ -209,7 +208,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('makes a new API key and prints it once (only its hash is stored)')
     .requiredOption('-n, --name <name>', 'a name for the key (shown as api:<name> in the audit log)')
     .action(action(async (config, logger, opts: { name: string }) => withDrover(config, logger, async (drover) => {
-      const created = await new (await lazy.apiKeys()).ApiKeyStore(drover.sql).create(opts.name);
+      const created = await drover.apiKeys.create(opts.name);
       io.out(created.key);
       io.err(`created API key "${created.name}" (id ${created.id}, prefix ${created.prefix}); it is shown only now: store it safely`);
       return 0;
@@ -218,7 +217,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('lists the API keys (never their secrets)')
     .option('--json', 'print JSON')
     .action(action(async (config, logger, opts: { json?: boolean }) => withDrover(config, logger, async (drover) => {
-      const list = await new (await lazy.apiKeys()).ApiKeyStore(drover.sql).list();
+      const list = await drover.apiKeys.list();
       if (opts.json) {
         io.out(JSON.stringify(list, null, 2));
       } else {
@@ -231,7 +230,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('revokes a key by its id or prefix')
     .argument('<id-or-prefix>', 'the key\'s id (uuid) or prefix')
     .action(action(async (config, logger, idOrPrefix: string) => withDrover(config, logger, async (drover) => {
-      const revoked = await new (await lazy.apiKeys()).ApiKeyStore(drover.sql).revoke(idOrPrefix);
+      const revoked = await drover.apiKeys.revoke(idOrPrefix);
       if (!revoked) {
         io.err(`drover: no API key with id or prefix "${idOrPrefix}"`);
         return 1;

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { ApiKeyStore } from './api-keys';
 import { createDataSource } from './db/data-source';
 import { Sql } from './db/sql';
 import { resolveWorkflow } from './definitions';
@@ -9,6 +10,7 @@ import { withInfraRetry } from './infra/retry';
 import { metrics } from './metrics';
 import { QueueBackend } from './queue-backend';
 import { RunService } from './run-service';
+import { QueueInspector } from './queue-inspector';
 import { RunStore } from './run-store';
 import type {
   ActorOptions, AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunView, RunWithSteps,
@@ -45,15 +47,21 @@ export class Drover {
   readonly runs: RunService;
   readonly workflows: WorkflowRegistry;
   readonly workers: WorkerRegistry;
-  readonly sql: Sql;
+  /** API keys (create, list, revoke, verify). */
+  readonly apiKeys: ApiKeyStore;
+  /** The queues as the app shell sees them: backend, job counts, Bull Board's queue objects. */
+  readonly queues: QueueInspector;
+  private readonly sql: Sql;
 
   private constructor(
     private readonly options: DroverOptions,
     private readonly ds: DataSource,
-    readonly backend: QueueBackend,
+    private readonly backend: QueueBackend,
     private readonly logger: Logger,
   ) {
     this.sql = Sql.fromDataSource(ds);
+    this.apiKeys = new ApiKeyStore(this.sql);
+    this.queues = new QueueInspector(backend);
     this.workflows = new WorkflowRegistry(this.sql);
     this.workers = new WorkerRegistry(this.sql);
     this.runs = new RunService(this.sql, new RunStore(this.sql), this.workflows, new Dispatcher(backend, logger), logger, { maxInputBytes: options.maxInputBytes });
@@ -144,6 +152,12 @@ export class Drover {
       databaseUrl: this.options.databaseUrl, redisUrl: this.options.redisUrl, namespace: this.options.namespace,
       logger: this.logger, ...options,
     });
+  }
+
+  /** Whether drover's migrations have run on this database (the schema exists). */
+  async isMigrated(): Promise<boolean> {
+    const [row] = await this.sql.query<{ runs: string | null }>(`SELECT to_regclass('drover.runs')::text AS runs`);
+    return Boolean(row?.runs);
   }
 
   /** Checks Postgres and the queue backend answer (for `/ready`). */

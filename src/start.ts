@@ -4,7 +4,7 @@ import { Drover } from './drover';
 import { startServer, type DroverServer } from './http/server';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './infra/embedded-database';
 import type { Logger } from './logger';
-import { ApiKeyStore } from './api-keys';
+import type { ApiKeyStore } from './api-keys';
 import { loadUserModule } from './module-loader';
 import { demoProcessors, demoWorkflows } from './processors/demo';
 import type { DroverWorker } from './worker';
@@ -71,7 +71,7 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
     print(`  Bull Board   ${server.url}/admin/queues`);
     print(`  metrics      ${server.url}/metrics`);
     print(`  worker       ${worker.id} on queues ${worker.queues.join(', ')}`);
-    const key = config.auth ? await firstStartKey(new ApiKeyStore(drover.sql)) : undefined;
+    const key = config.auth ? await firstStartKey(drover.apiKeys) : undefined;
     if (!config.auth) {
       print('  auth         OFF (DROVER_AUTH=off): for local development only');
     } else if (key) {

@@ -13,13 +13,13 @@ describeEachBackend('the reconciler keeps what is left of a lost job\'s delay', 
   afterEach(async () => { await engine.close(); });
 
   const reconcile = () => new Reconciler({
-    sql: engine.drover.sql, backend: engine.drover.backend, store: new StepStore(engine.drover.sql),
-    dispatcher: new Dispatcher(engine.drover.backend, silentLogger), logger: silentLogger, queues: ['default'],
+    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
+    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, queues: ['default'],
   }, { queuedGraceMs: 0 }).reconcile();
 
   const lostJobDelay = async (runId: string): Promise<number> => {
-    const [step] = await engine.drover.sql.query(`SELECT id, generation FROM drover.steps WHERE run_id = $1 AND status = 'queued'`, [runId]);
-    const queue = engine.drover.backend.queue('default');
+    const [step] = await engine.sql.query(`SELECT id, generation FROM drover.steps WHERE run_id = $1 AND status = 'queued'`, [runId]);
+    const queue = engine.backend.queue('default');
     await queue.remove(jobIdOf(step.id, step.generation)); // the queue lost it (Redis restarted empty)
     await reconcile();
     const job = await queue.getJob(jobIdOf(step.id, step.generation));
@@ -47,7 +47,7 @@ describeEachBackend('the reconciler keeps what is left of a lost job\'s delay', 
     await engine.drover.registerWorkflows([{ name: 'backoff', steps: [{ name: 'a', processor: 'noop', backoff: { type: 'fixed', delayMs: 3000 } }] }]);
     const run = await engine.drover.createRun({ workflow: 'backoff' });
     // As markAttemptFailed leaves it: attempt 1 failed, queued again for its backoff.
-    await engine.drover.sql.query(`UPDATE drover.steps SET attempt = 1, queued_at = now(), available_at = now() + interval '3 seconds' WHERE run_id = $1`, [run.id]);
+    await engine.sql.query(`UPDATE drover.steps SET attempt = 1, queued_at = now(), available_at = now() + interval '3 seconds' WHERE run_id = $1`, [run.id]);
     await sleep(500);
     const delay = await lostJobDelay(run.id);
     expect(delay).toBeGreaterThan(2000);

@@ -13,8 +13,8 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
   afterEach(async () => { await engine.close(); });
 
   const reconcilerFor = () => new Reconciler({
-    sql: engine.drover.sql, backend: engine.drover.backend, store: new StepStore(engine.drover.sql),
-    dispatcher: new Dispatcher(engine.drover.backend, silentLogger), logger: silentLogger, queues: ['default'],
+    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
+    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, queues: ['default'],
   }, { queuedGraceMs: 0 });
   const ofType = (audit: AuditEventView[], type: string) => audit.filter((e) => e.type === type);
   const at = (e: AuditEventView) => Date.parse(e.at);
@@ -37,7 +37,10 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
     const stepId = (await engine.drover.getRun(run.id)).steps[0].id;
     await eventually(async () => ofType((await engine.drover.getAudit(run.id)).items, 'step.attempt_failed').length === 1, 10_000, 'attempt 1 failed');
     // The queue loses the job while it backs off (Redis restarted empty, a flush): the reconciler re-creates it.
-    await engine.drover.backend.queue('default').remove(jobIdOf(stepId, 0));
+    // (The worker records the failure first, then moves the job to delayed; an active job cannot be removed.)
+    const queue = engine.backend.queue('default');
+    await eventually(async () => (await queue.getJobState(jobIdOf(stepId, 0))) === 'delayed', 10_000, 'the job to back off');
+    expect(await queue.remove(jobIdOf(stepId, 0))).toBe(1);
     expect(await reconcilerFor().reconcile()).toMatchObject({ ran: true, reenqueued: 1 });
 
     const done = await engine.drover.waitForRun(run.id, { timeoutMs: 20_000 });
@@ -56,7 +59,7 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
     await engine.startWorker({ workflows: [wf], processors: { flaky: async (ctx) => { if (ctx.step.attempt === 1) throw new Error('once'); return 'ok'; } } });
     const run = await engine.drover.createRun({ workflow: 'early' });
     const stepId = (await engine.drover.getRun(run.id)).steps[0].id;
-    const queue = engine.drover.backend.queue('default');
+    const queue = engine.backend.queue('default');
     const jobId = jobIdOf(stepId, 0);
     await eventually(async () => (await queue.getJobState(jobId)) === 'delayed', 10_000, 'the retry delayed');
     // Someone promotes the delayed job (Bull Board's "promote"): BullMQ delivers it at once.
@@ -71,7 +74,7 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
 
   it('a start that cannot be recorded burns no attempt: the job is put back, not failed by BullMQ', async () => {
     // The first start of a step fails in Postgres (a sequence is not rolled back with the failed statement).
-    await engine.drover.sql.query(`
+    await engine.sql.query(`
       CREATE SEQUENCE public.start_failures;
       CREATE FUNCTION public.fail_first_start() RETURNS trigger LANGUAGE plpgsql AS $$
       BEGIN
@@ -85,6 +88,6 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
     const run = await engine.drover.createRun({ workflow: 'once' });
     const done = await engine.drover.waitForRun(run.id, { timeoutMs: 15_000 });
     expect(done).toMatchObject({ status: 'succeeded', output: { a: 'attempt 1' } });
-    expect((await engine.drover.sql.query(`SELECT last_value::int AS n FROM public.start_failures`))[0].n).toBeGreaterThanOrEqual(2);
+    expect((await engine.sql.query(`SELECT last_value::int AS n FROM public.start_failures`))[0].n).toBeGreaterThanOrEqual(2);
   });
 });

@@ -12,7 +12,7 @@ describeEachBackend('worker details', (backend) => {
   afterEach(async () => { await engine.close(); });
 
   const stepStatus = async (runId: string) =>
-    (await engine.drover.sql.query(`SELECT status FROM drover.steps WHERE run_id = $1`, [runId]))[0].status;
+    (await engine.sql.query(`SELECT status FROM drover.steps WHERE run_id = $1`, [runId]))[0].status;
 
   it('keeps checking leases while it drains: a cancel during shutdown aborts the running processor', async () => {
     const reasons: unknown[] = [];

@@ -37,7 +37,7 @@ describeEachBackend('workflow versions', (backend) => {
     const run = await engine.drover.createRun({ workflow: 'deploy' });
     const stepId = (await engine.drover.getRun(run.id)).steps[0].id;
     // The old worker took the job and put it back (delayed) without a transition.
-    const queue = engine.drover.backend.queue('default');
+    const queue = engine.backend.queue('default');
     await eventually(async () => (await queue.getJob(jobIdOf(stepId, 0)))?.attemptsStarted! >= 1 && (await queue.getJobState(jobIdOf(stepId, 0))) === 'delayed', 10_000, 'the old worker to return the job');
     const waiting = await engine.drover.getRun(run.id);
     expect(waiting.steps[0]).toMatchObject({ status: 'queued', attempts: 0, waitingFor: 'no live worker has processor p2 for queue default' });

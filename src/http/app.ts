@@ -1,5 +1,4 @@
 import express, { type Express, type RequestHandler } from 'express';
-import { ApiKeyStore } from '../api-keys';
 import type { Drover } from '../drover';
 import { MAX_JSON_DEPTH } from '../json';
 import { silentLogger, type Logger } from '../logger';
@@ -115,15 +114,11 @@ export function createApp(options: AppOptions): DroverApp {
     })
     .all(methodNotAllowed(['GET']));
 
-  const requireKey = authenticate(auth ? new ApiKeyStore(drover.sql) : null);
+  const requireKey = authenticate(auth ? drover.apiKeys : null);
   const bullBoard = createBullBoardRouter({ drover, logger, refreshIntervalMs: options.queueRefreshIntervalMs });
   const removeQueueSource = addQueueJobSource(async () => {
-    const counts = await Promise.all(bullBoard.queues().map(async (queue) => {
-      const bullQueue = drover.backend.queue(queue);
-      const byState = await bullQueue.getJobCounts(...JOB_STATES);
-      // Labelled with the BullMQ queue name, as the engine's step counters are.
-      return Object.entries(byState).map(([state, count]) => ({ queue: bullQueue.name, state, count }));
-    }));
+    // Labelled with the BullMQ queue name, as the engine's step counters are.
+    const counts = await Promise.all(bullBoard.queues().map((queue) => drover.queues.jobCounts(queue, JOB_STATES)));
     return counts.flat();
   });
 

@@ -1,8 +1,7 @@
 import { Gauge } from 'prom-client';
 import { registry } from '../metrics';
+import type { QueueJobCounts } from '../queue-inspector';
 
-/** Job counts of one queue, by BullMQ state. */
-export type QueueJobCounts = Array<{ queue: string; state: string; count: number }>;
 
 /** A function that reads job counts at scrape time. */
 export type QueueJobSource = () => Promise<QueueJobCounts>;
