@@ -7,7 +7,7 @@ import { Dispatcher } from './dispatcher';
 import { ConfigError } from './errors';
 import { silentLogger, type Logger } from './logger';
 import { withInfraRetry } from './infra/retry';
-import { metrics } from './metrics';
+import { Metrics } from './metrics';
 import { QueueBackend } from './queue-backend';
 import { RunService } from './run-service';
 import { QueueInspector } from './queue-inspector';
@@ -34,6 +34,8 @@ export interface DroverOptions {
   /** Postgres pool size. Default 10. */
   poolSize?: number;
   logger?: Logger;
+  /** Where counters go; the workers this Drover creates share it. Default: a `Metrics` of its own. */
+  metrics?: Metrics;
 }
 
 export { WaitTimeoutError } from './wait';
@@ -47,6 +49,8 @@ export class Drover {
   readonly runs: RunService;
   readonly workflows: WorkflowRegistry;
   readonly workers: WorkerRegistry;
+  /** The Prometheus metrics of this Drover and the workers it creates. */
+  readonly metrics: Metrics;
   /** API keys (create, list, revoke, verify). */
   readonly apiKeys: ApiKeyStore;
   /** The queues as the app shell sees them: backend, job counts, Bull Board's queue objects. */
@@ -60,11 +64,12 @@ export class Drover {
     private readonly logger: Logger,
   ) {
     this.sql = Sql.fromDataSource(ds);
+    this.metrics = options.metrics ?? new Metrics();
     this.apiKeys = new ApiKeyStore(this.sql);
     this.queues = new QueueInspector(backend);
     this.workflows = new WorkflowRegistry(this.sql);
     this.workers = new WorkerRegistry(this.sql);
-    this.runs = new RunService(this.sql, new RunStore(this.sql), this.workflows, new Dispatcher(backend, logger), logger, { maxInputBytes: options.maxInputBytes });
+    this.runs = new RunService(this.sql, new RunStore(this.sql), this.workflows, new Dispatcher(backend, logger), logger, this.metrics, { maxInputBytes: options.maxInputBytes });
   }
 
   /** Connects to Postgres (migrations must have been applied) and the queue backend. */
@@ -85,7 +90,7 @@ export class Drover {
   /** Like `createRun`, also telling whether the run was created now. */
   async submitRun(request: CreateRunRequest, options: ActorOptions = {}): Promise<{ run: RunView; created: boolean }> {
     const result = await this.runs.createRun(request, options.actor ?? 'client');
-    if (result.created) metrics.runsCreated.inc();
+    if (result.created) this.metrics.runsCreated.inc();
     return result;
   }
 
@@ -101,7 +106,7 @@ export class Drover {
         : { index: start + i, error: { code: o.error.code, message: o.error.message, ...(o.error.details ? { details: o.error.details } : {}) } }));
     }
     const created = items.filter((i) => i.id && !i.existing).length;
-    metrics.runsCreated.inc(created);
+    this.metrics.runsCreated.inc(created);
     return { created, failed: items.filter((i) => i.error).length, items };
   }
 
@@ -150,7 +155,7 @@ export class Drover {
   createWorker(options: Omit<WorkerOptions, 'databaseUrl' | 'redisUrl' | 'namespace'> & Partial<Pick<WorkerOptions, 'namespace'>>): DroverWorker {
     return createWorker({
       databaseUrl: this.options.databaseUrl, redisUrl: this.options.redisUrl, namespace: this.options.namespace,
-      logger: this.logger, ...options,
+      logger: this.logger, metrics: this.metrics, ...options,
     });
   }
 

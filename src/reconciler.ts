@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { PoolClient } from 'pg';
 import type { Sql } from './db/sql';
 import { jobIdOf, type Dispatcher } from './dispatcher';
-import { metrics } from './metrics';
+import type { Metrics } from './metrics';
 import { appendEvents } from './audit/audit';
 import type { QueueBackend } from './queue-backend';
 import { WorkerRegistry } from './worker-registry';
@@ -53,7 +53,7 @@ export class Reconciler {
   private stopped = false;
 
   constructor(
-    private readonly deps: { sql: Sql; backend: QueueBackend; store: StepStore; dispatcher: Dispatcher; logger: Logger; queues: string[] },
+    private readonly deps: { sql: Sql; backend: QueueBackend; store: StepStore; dispatcher: Dispatcher; logger: Logger; metrics: Metrics; queues: string[] },
     options: ReconcilerOptions = {},
   ) {
     this.o = {
@@ -118,7 +118,7 @@ export class Reconciler {
   private async markGoneWorkers(report: ReconcileReport): Promise<void> {
     const rows = await new WorkerRegistry(this.deps.sql).markExpiredGone(this.o.heartbeatTimeoutMs);
     report.workersGone = rows.length;
-    if (rows.length) metrics.reconcilerRepairs.inc({ kind: 'worker_gone' }, rows.length);
+    if (rows.length) this.deps.metrics.reconcilerRepairs.inc({ kind: 'worker_gone' }, rows.length);
   }
 
   /**
@@ -149,7 +149,7 @@ export class Reconciler {
     if (ready.length) {
       await this.deps.dispatcher.enqueue(ready);
       report.requeued = ready.length;
-      metrics.reconcilerRepairs.inc({ kind: 'running_requeued' }, ready.length);
+      this.deps.metrics.reconcilerRepairs.inc({ kind: 'running_requeued' }, ready.length);
     }
   }
 
@@ -181,7 +181,7 @@ export class Reconciler {
     })));
     await this.deps.dispatcher.enqueue(missing);
     report.reenqueued = missing.length;
-    metrics.reconcilerRepairs.inc({ kind: 'queued_reenqueued' }, missing.length);
+    this.deps.metrics.reconcilerRepairs.inc({ kind: 'queued_reenqueued' }, missing.length);
   }
 
   /** Runs whose steps are all terminal but which did not finish (a crash between the two statements). */
@@ -192,10 +192,10 @@ export class Reconciler {
       const status = (await finishRuns(this.deps.sql, [row.id], ACTOR)).get(row.id);
       if (status) {
         report.runsFinished++;
-        metrics.runsFinished.inc({ status });
+        this.deps.metrics.runsFinished.inc({ status });
       }
     }
-    if (report.runsFinished) metrics.reconcilerRepairs.inc({ kind: 'run_finished' }, report.runsFinished);
+    if (report.runsFinished) this.deps.metrics.reconcilerRepairs.inc({ kind: 'run_finished' }, report.runsFinished);
   }
 
   /** Waiting or delayed jobs whose step is already terminal (or of an older generation). */
@@ -214,7 +214,7 @@ export class Reconciler {
         report.jobsRemoved++;
       }
     }
-    if (report.jobsRemoved) metrics.reconcilerRepairs.inc({ kind: 'job_removed' }, report.jobsRemoved);
+    if (report.jobsRemoved) this.deps.metrics.reconcilerRepairs.inc({ kind: 'job_removed' }, report.jobsRemoved);
   }
 
   private async jobState(queue: string, jobId: string): Promise<string> {

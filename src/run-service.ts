@@ -5,7 +5,7 @@ import type { Dispatcher } from './dispatcher';
 import type { Queryable, Sql } from './db/sql';
 import { invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow, type RequestError } from './errors';
 import { findNonJson, isJsonObject, isUuid } from './json';
-import { metrics } from './metrics';
+import type { Metrics } from './metrics';
 import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
 import { toReadyStep, type ReadyStep } from './ready-step';
 import type { RunStore } from './run-store';
@@ -45,6 +45,7 @@ export class RunService {
     private readonly registry: WorkflowRegistry,
     private readonly dispatcher: Dispatcher,
     private readonly logger: Logger,
+    private readonly metrics: Metrics,
     options: RunServiceOptions = {},
   ) {
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
@@ -229,8 +230,8 @@ export class RunService {
     await this.requireRun(id);
     const cancelled = await this.store.cancelRun(id, actor);
     if (!cancelled) throw invalidState(`run ${id} is not pending or running, so it cannot be cancelled`);
-    metrics.runsFinished.inc({ status: 'cancelled' });
-    for (const s of cancelled) metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(s.queue) });
+    this.metrics.runsFinished.inc({ status: 'cancelled' });
+    for (const s of cancelled) this.metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(s.queue) });
     await this.dispatcher.remove(cancelled.filter((s) => s.previous === 'queued'));
     return (await this.requireRun(id));
   }

@@ -8,7 +8,7 @@ import { DroverError, NonRetryableError, isNonRetryable, serializeError, StepTim
 import { Batcher } from './infra/batcher';
 import { withInfraRetry } from './infra/retry';
 import { findNonJson } from './json';
-import { metrics } from './metrics';
+import type { Metrics } from './metrics';
 import type { StepJobData } from './queue-backend';
 import { type StartRequest, type StartedStep, type StepStore, type StepSuccess, type SuccessRequest } from './step-store';
 import type { Processor, ProcessorContext } from './types';
@@ -76,6 +76,7 @@ export class StepExecutor {
       processors: Record<string, Processor>;
       workerId: string;
       logger: Logger;
+      metrics: Metrics;
     },
   ) {
     this.actor = `worker:${deps.workerId}`;
@@ -132,14 +133,14 @@ export class StepExecutor {
       return this.delayJob(job, token, FAILED_START_DELAY_MS);
     }
     if (!started) {
-      metrics.transitionsDropped.inc({ transition: 'start' });
+      this.deps.metrics.transitionsDropped.inc({ transition: 'start' });
       this.deps.logger.debug({ stepId, jobId: job.id }, 'step not runnable (finished, cancelled or newer generation); job dropped');
       return { dropped: true };
     }
     const queue = job.queueName;
     const debug = this.deps.logger.isLevelEnabled('debug');
     if (debug) this.deps.logger.debug({ stepId, runId: started.runId, step: started.name, attempt: started.attempt, takeover: started.takeover }, 'step started');
-    if (started.queuedAtMs !== null) metrics.queueWait.observe({ queue }, Math.max(0, Date.now() - started.queuedAtMs) / 1000);
+    if (started.queuedAtMs !== null) this.deps.metrics.queueWait.observe({ queue }, Math.max(0, Date.now() - started.queuedAtMs) / 1000);
     let release!: () => void;
     const released = new Promise<void>((resolve) => { release = resolve; });
     const attempt: ActiveAttempt = { stepId, lease, controller: new AbortController(), settled: Promise.resolve(), released, release };
@@ -156,10 +157,10 @@ export class StepExecutor {
       if (bad) throw new NonRetryableError(`processor "${started.processor}" returned a value that is not JSON: ${bad.replace(/^\$/, 'output')}`);
       await Promise.allSettled(pendingLogs);
       if (attempt.dropped) return await this.drop(job, token, attempt, 'success');
-      metrics.stepDuration.observe({ queue }, Number(process.hrtime.bigint() - startedAt) / 1e9);
+      this.deps.metrics.stepDuration.observe({ queue }, Number(process.hrtime.bigint() - startedAt) / 1e9);
       const result = await this.succeeding.add({ stepId, lease, output: output ?? null });
       if (!result) return await this.drop(job, token, attempt, 'success');
-      metrics.stepsFinished.inc({ status: 'succeeded', queue });
+      this.deps.metrics.stepsFinished.inc({ status: 'succeeded', queue });
       if (debug) this.deps.logger.debug({ stepId, runId: result.runId, promoted: result.promoted.length }, 'step succeeded');
       this.countRunFinished(result.runStatus);
       return { stepId };
@@ -194,15 +195,15 @@ export class StepExecutor {
   private async recordFailure(job: Job<StepJobData>, token: string | undefined, started: StartedStep, attempt: ActiveAttempt, error: unknown): Promise<never | { dropped: true }> {
     const { lease } = attempt;
     const queue = job.queueName;
-    metrics.attemptsFailed.inc({ queue });
+    this.deps.metrics.attemptsFailed.inc({ queue });
     const serialized = serializeError(error);
     const final = isNonRetryable(error) || started.attempt >= started.maxAttempts;
     if (final) {
       const result = await this.retry(() => this.deps.store.markStepFailed(started.id, lease, serialized, this.actor, true));
       if (!result) return this.dropFenced('failure');
-      metrics.stepsFinished.inc({ status: 'failed', queue });
-      for (const k of result.skipped) metrics.stepsFinished.inc({ status: 'skipped', queue: this.dispatcher.queueLabel(k.queue) });
-      for (const c of result.cancelled) metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(c.queue) });
+      this.deps.metrics.stepsFinished.inc({ status: 'failed', queue });
+      for (const k of result.skipped) this.deps.metrics.stepsFinished.inc({ status: 'skipped', queue: this.dispatcher.queueLabel(k.queue) });
+      for (const c of result.cancelled) this.deps.metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(c.queue) });
       this.deps.logger.warn({ stepId: started.id, runId: started.runId, attempt: started.attempt, err: serialized }, 'step failed for good');
       await this.dispatcher.remove(result.cancelled.filter((c) => c.previous === 'queued'));
       this.countRunFinished(result.runStatus);
@@ -247,11 +248,11 @@ export class StepExecutor {
   }
 
   private countRunFinished(status: string | null): void {
-    if (status) metrics.runsFinished.inc({ status });
+    if (status) this.deps.metrics.runsFinished.inc({ status });
   }
 
   private async drop(job: Job<StepJobData>, token: string | undefined, attempt: ActiveAttempt, transition: string): Promise<{ dropped: true }> {
-    metrics.transitionsDropped.inc({ transition });
+    this.deps.metrics.transitionsDropped.inc({ transition });
     await attempt.settled;
     if (attempt.dropped === 'abandoned') {
       // Hand the job straight back (BullMQ counts no attempt): another worker takes the step over.
@@ -263,14 +264,14 @@ export class StepExecutor {
   }
 
   private dropFenced(transition: string): { dropped: true } {
-    metrics.transitionsDropped.inc({ transition });
+    this.deps.metrics.transitionsDropped.inc({ transition });
     return { dropped: true };
   }
 
   private retry<T>(operation: () => Promise<T>): Promise<T> {
     return withInfraRetry(operation, {
       onRetry: (err, n) => {
-        metrics.infraRetries.inc();
+        this.deps.metrics.infraRetries.inc();
         this.deps.logger.warn({ err, attempt: n }, 'transient infrastructure error; retrying');
       },
     });

@@ -8,6 +8,7 @@ import { resolveModule } from './definitions';
 import { Dispatcher } from './dispatcher';
 import { ConfigError } from './errors';
 import { silentLogger, type Logger } from './logger';
+import { Metrics } from './metrics';
 import { QueueBackend } from './queue-backend';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
 import { StepExecutor } from './step-executor';
@@ -52,6 +53,8 @@ export interface WorkerOptions {
   /** Postgres pool size. Default concurrency + 4. */
   poolSize?: number;
   logger?: Logger;
+  /** Where counters go (`Drover.createWorker` passes the Drover's). Default: a `Metrics` of its own. */
+  metrics?: Metrics;
 }
 
 type WorkerState = 'idle' | 'running' | 'closing' | 'closed';
@@ -74,6 +77,7 @@ export class DroverWorker {
   private backend?: QueueBackend;
   private executor?: StepExecutor;
   private registry?: WorkerRegistry;
+  private readonly metrics: Metrics;
   private reconciler?: Reconciler;
   private bullWorkers: BullWorker[] = [];
   /** Periodic tasks that run until the last attempt settles; the reconciler stops first. */
@@ -100,6 +104,7 @@ export class DroverWorker {
     this.queues = queues;
     this.id = options.id ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.logger = (options.logger ?? silentLogger).child({ worker: this.id });
+    this.metrics = options.metrics ?? new Metrics();
   }
 
   /** Connects, registers, and starts consuming. Resolves once the worker is consuming. */
@@ -117,7 +122,7 @@ export class DroverWorker {
     await new WorkflowRegistry(this.sql).register(this.workflows);
     this.registry = new WorkerRegistry(this.sql);
     await this.registry.register({ id: this.id, queues: this.queues, concurrency: this.concurrency, version: VERSION, processors: Object.keys(this.processors) });
-    this.executor = new StepExecutor({ sql: this.sql, store, dispatcher, processors: this.processors, workerId: this.id, logger: this.logger });
+    this.executor = new StepExecutor({ sql: this.sql, store, dispatcher, processors: this.processors, workerId: this.id, logger: this.logger, metrics: this.metrics });
 
     for (const queue of this.queues) {
       const worker = this.backend.createWorker(queue, this.executor.process, {
@@ -136,7 +141,7 @@ export class DroverWorker {
     this.every(o.heartbeatIntervalMs ?? 5000, () => this.registry!.heartbeat(this.id));
     this.every(o.leaseCheckIntervalMs ?? 500, () => this.checkLeases());
     if (o.reconciler !== false) {
-      this.reconciler = new Reconciler({ sql: this.sql, backend: this.backend, store, dispatcher, logger: this.logger, queues: this.queues }, o.reconciler ?? {});
+      this.reconciler = new Reconciler({ sql: this.sql, backend: this.backend, store, dispatcher, logger: this.logger, metrics: this.metrics, queues: this.queues }, o.reconciler ?? {});
       this.reconciler.start();
     }
     this.logger.info({ queues: this.queues, concurrency: this.concurrency, backend: this.backend.kind }, 'worker started');

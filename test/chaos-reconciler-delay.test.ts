@@ -14,7 +14,7 @@ describeEachBackend('the reconciler keeps what is left of a lost job\'s delay', 
 
   const reconcile = () => new Reconciler({
     sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
-    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, queues: ['default'],
+    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
   }, { queuedGraceMs: 0 }).reconcile();
 
   const lostJobDelay = async (runId: string): Promise<number> => {

@@ -27,14 +27,14 @@ describeEachBackend('the reconciler', (backend) => {
 
   const reconcilerFor = () => new Reconciler({
     sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
-    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, queues: ['default'],
+    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
   }, { queuedGraceMs: 0 });
 
   it('enqueues a step whose commit happened but whose enqueue never did', async () => {
     const wf = { name: 'lost', steps: [{ name: 'a', processor: 'noop' }] };
     await engine.drover.registerWorkflows([wf]);
     const sql = engine.sql;
-    const crashing = new RunService(sql, new RunStore(sql), new WorkflowRegistry(sql), new CrashingDispatcher(engine.backend, silentLogger), silentLogger);
+    const crashing = new RunService(sql, new RunStore(sql), new WorkflowRegistry(sql), new CrashingDispatcher(engine.backend, silentLogger), silentLogger, engine.drover.metrics);
     const { run } = await crashing.createRun({ workflow: 'lost' }, 'test');
     const calls = new Calls();
     await engine.startWorker({ workflows: [wf], processors: { noop: async (ctx) => { calls.record(ctx.step.name); return 'done'; } }, reconciler: FAST_RECONCILER });

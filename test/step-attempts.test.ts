@@ -14,7 +14,7 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
 
   const reconcilerFor = () => new Reconciler({
     sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
-    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, queues: ['default'],
+    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
   }, { queuedGraceMs: 0 });
   const ofType = (audit: AuditEventView[], type: string) => audit.filter((e) => e.type === type);
   const at = (e: AuditEventView) => Date.parse(e.at);
