@@ -51,7 +51,7 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
   const mod = options.module ? loadUserModule(options.module) : undefined;
   const stack: Array<() => Promise<void>> = [];
   const close = async () => {
-    for (const step of stack.reverse().splice(0)) await step().catch((err) => logger.warn({ reason: (err as Error)?.message }, 'error while stopping'));
+    for (const stopPart of stack.reverse().splice(0)) await stopPart().catch((err) => logger.warn({ reason: (err as Error)?.message }, 'error while stopping'));
   };
   // Each start-up step gives way to an abort (it may wait long, e.g. for an unreachable Redis).
   const aborted = new Promise<never>((_, reject) => {

@@ -1,37 +1,15 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../src/infra/free-port';
-import { RedisServer } from '../src/infra/redis-server';
-import { eventually, sleep } from './helpers/engine';
-import { createTestDatabase, uniqueNamespace } from './helpers/env';
+import { eventually } from './helpers/engine';
+import { expectNoStackTraces, postgresOf, processesOf, READY } from './helpers/lifecycle';
 import { cliEnv, http, runCli, spawnDrover, type DroverProcess } from './helpers/server-process';
 
-// Process lifecycle as users meet it: `npm start`, Ctrl-C, a second start, Redis away.
+// Process lifecycle as users meet it: `npm start`, signals, Ctrl-C, a second start.
 // Each spawns real processes; nothing may be left running afterwards.
 
 const ROOT = path.resolve(__dirname, '..');
-const READY = /try it: .*(http:\/\/\S+)\/api\/runs/;
-
-/** Every process whose command line names this data dir (drover, postgres). */
-function processesOf(dir: string): string[] {
-  const r = spawnSync('pgrep', ['-f', dir], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean);
-}
-
-/** Postgres processes serving this data dir. */
-function postgresOf(dir: string): string[] {
-  const r = spawnSync('pgrep', ['-f', `postgres -D ${path.join(dir, 'pg')}`], { encoding: 'utf8' });
-  return r.stdout.split('\n').filter(Boolean);
-}
-
-/** What a log line must never be for an expected condition: a stack trace or a JSON dump of one. */
-function expectNoStackTraces(text: string): void {
-  expect(text).not.toMatch(/\n\s+at \S/);
-  expect(text).not.toMatch(/"stack"/);
-  expect(text).not.toMatch(/Unhandled 'error' event/);
-}
 
 /** `npm start` in its own process group (as a terminal or a container runtime runs it). */
 function npmStart(env: NodeJS.ProcessEnv): { child: ChildProcess; output(): string; exited: Promise<number | null> } {
@@ -48,9 +26,12 @@ describe('process lifecycle', () => {
   let env: NodeJS.ProcessEnv;
   const stragglers: DroverProcess[] = [];
 
-  beforeEach(() => {
+  // One data dir for all (initdb once); each test must leave nothing running.
+  beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-life-'));
     fs.chmodSync(dir, 0o755);
+  });
+  beforeEach(() => {
     env = cliEnv({ DROVER_DATA_DIR: dir, PORT: '0', DROVER_AUTH: 'off' });
   });
   afterEach(async () => {
@@ -58,6 +39,8 @@ describe('process lifecycle', () => {
     for (const pid of processesOf(dir)) {
       try { process.kill(Number(pid), 'SIGKILL'); } catch { /* gone */ }
     }
+  });
+  afterAll(() => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -126,73 +109,4 @@ describe('process lifecycle', () => {
     expect(await first.stop('SIGTERM')).toBe(0);
     expect(postgresOf(dir)).toEqual([]);
   }, 150_000);
-});
-
-describe('REDIS_URL pointing at a closed port', () => {
-  let redis: RedisServer | undefined;
-  let env: NodeJS.ProcessEnv;
-  let port: number;
-  const procs: DroverProcess[] = [];
-
-  beforeEach(async () => {
-    port = await freePort();
-    env = cliEnv({ DATABASE_URL: await createTestDatabase(), REDIS_URL: `redis://127.0.0.1:${port}`, DROVER_NAMESPACE: uniqueNamespace(), PORT: '0', DROVER_AUTH: 'off', LOG_LEVEL: 'info' });
-  });
-  afterEach(async () => {
-    for (const p of procs.splice(0)) await p.stop('SIGKILL');
-    await redis?.stop();
-    redis = undefined;
-  });
-
-  /** One warning line naming Redis and saying it retries; then quiet; then recovery once Redis answers. */
-  async function expectOneWarningThenRecovery(proc: DroverProcess, recovered: RegExp): Promise<void> {
-    const all = () => proc.stdout() + proc.stderr();
-    await eventually(() => /unreachable/i.test(all()), 20_000, 'the warning');
-    await sleep(3000); // quiet backoff: nothing more in the meantime
-    const lines = all().trim().split('\n').filter((l) => /unreachable|ECONNREFUSED|error/i.test(l));
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(new RegExp(`Redis at 127\\.0\\.0\\.1:${port} is unreachable.*retr`, 'i'));
-    expectNoStackTraces(all());
-    redis = new RedisServer({ port });
-    await redis.start();
-    await eventually(() => recovered.test(all()), 30_000, `recovery (${recovered})`);
-    expectNoStackTraces(all());
-    expect(await proc.stop('SIGTERM')).toBe(0);
-  }
-
-  it('worker warns once, backs off quietly and starts consuming when Redis appears', async () => {
-    const fixtures = path.join(__dirname, 'fixtures/api');
-    const proc = await spawnDrover(['worker', '--module', path.join(fixtures, 'workflows.js')], env, { ready: null });
-    procs.push(proc);
-    await expectOneWarningThenRecovery(proc, /drover worker \S+ consuming/);
-  }, 90_000);
-
-  it('server warns once, backs off quietly and answers /ready when Redis appears', async () => {
-    const proc = await spawnDrover(['server'], env);
-    procs.push(proc);
-    await expectOneWarningThenRecovery(proc, /Redis at .* is reachable again/i);
-    // (stopped above)
-  }, 90_000);
-
-  it('a signal while start waits for Redis stops it and its embedded Postgres, exit 0', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-life-'));
-    fs.chmodSync(dir, 0o755);
-    try {
-      const proc = await spawnDrover(['start'], { ...env, DATABASE_URL: undefined, DROVER_DATA_DIR: dir }, { ready: null });
-      procs.push(proc);
-      await eventually(() => /unreachable/.test(proc.stdout()), 60_000, 'the warning');
-      expect(postgresOf(dir)).not.toHaveLength(0);
-      expect(await proc.stop('SIGINT')).toBe(0);
-      expect(postgresOf(dir)).toEqual([]);
-      expectNoStackTraces(proc.stdout() + proc.stderr());
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-  }, 90_000);
-
-  it('start warns once, backs off quietly and prints its banner when Redis appears', async () => {
-    const proc = await spawnDrover(['start'], env, { ready: null });
-    procs.push(proc);
-    await expectOneWarningThenRecovery(proc, READY);
-  }, 90_000);
 });
