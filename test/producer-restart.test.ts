@@ -147,7 +147,8 @@ describe('the HTTP answer to CommitUnknownError', () => {
       expect(body.error.code).toBe('unavailable');
       expect(body.error.message).toMatch(/may or may not have been created/);
     } finally {
-      server.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
     }
   });
 });
