@@ -69,23 +69,36 @@ async function withDrover<T>(config: DroverConfig, logger: Logger, work: (drover
   }
 }
 
-/** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
-function untilSignal(io: Io): Promise<NodeJS.Signals> {
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Resolves on the first SIGINT, SIGTERM or SIGHUP; another one a second or more
+ * later exits at once. (Ctrl-C under `npm start` delivers SIGINT twice at once:
+ * from the terminal and forwarded by npm.)
+ *
+ * Run by npm (`npm start`), it also resolves when npm goes away without passing a
+ * signal on (npm dies of SIGHUP or SIGKILL): drover is then an orphan that nobody
+ * would stop, so it stops itself.
+ */
+function untilSignal(io: Io): Promise<void> {
   return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      io.err(`drover: ${signal}: shutting down (send it again to exit at once)`);
-      const force = (again: NodeJS.Signals) => {
-        io.err(`drover: ${again} again: exiting now`);
+    let firstAt = 0;
+    const parent = process.ppid;
+    const watch = process.env.npm_lifecycle_event ? setInterval(() => {
+      if (process.ppid !== parent) stop(`npm (pid ${parent}) exited`);
+    }, 500).unref() : undefined;
+    const stop = (reason: string) => {
+      if (firstAt) {
+        if (Date.now() - firstAt < 1000) return;
+        io.err(`drover: ${reason} again: exiting now`);
         process.exit(130);
-      };
-      process.once('SIGINT', force);
-      process.once('SIGTERM', force);
-      resolve(signal);
+      }
+      firstAt = Date.now();
+      clearInterval(watch);
+      io.err(`drover: ${reason}: shutting down (send it again to exit at once)`);
+      resolve();
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.on(signal, () => stop(signal));
   });
 }
 
@@ -150,11 +163,18 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('all in one: Postgres (embedded when DATABASE_URL is unset), migrations, API server, Bull Board and a worker')
     .option('-m, --module <path>', 'a module of workflows and processors (.js, .cjs or .ts) for the worker')
     .action(action(async (config, logger, opts: { module?: string }) => {
-      const { startAll } = await lazy.start();
+      const { startAll, StartAborted } = await lazy.start();
       warnAuthOff(config, logger, io);
-      const started = await startAll({ config, logger, module: opts.module, print: (line) => io.out(line) });
-      await untilSignal(io);
-      await started.close();
+      // Listening from the start: a signal while starting stops what was started (the embedded Postgres too).
+      const stopping = new AbortController();
+      void untilSignal(io).then(() => stopping.abort());
+      try {
+        const started = await startAll({ config, logger, module: opts.module, print: (line) => io.out(line), signal: stopping.signal });
+        if (!stopping.signal.aborted) await new Promise((resolve) => stopping.signal.addEventListener('abort', resolve, { once: true }));
+        await started.close();
+      } catch (error) {
+        if (!(error instanceof StartAborted)) throw error;
+      }
       return 0;
     }));
 
@@ -165,6 +185,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
       const { assertMigrated, startServer } = await lazy.server();
       return withDrover(config, logger, async (drover) => {
         await assertMigrated(drover);
+        drover.queues.connect(); // an unreachable Redis is reported now, not at the first request
         const server = await startServer({
           drover, auth: config.auth, port: config.port, host: config.host, logger, maxInputBytes: config.maxInputBytes,
         });

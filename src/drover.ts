@@ -78,7 +78,7 @@ export class Drover {
     const logger = options.logger ?? silentLogger;
     const ds = createDataSource({ url: options.databaseUrl, poolSize: options.poolSize, applicationName: 'drover' });
     await ds.initialize();
-    const backend = new QueueBackend({ databaseUrl: options.databaseUrl, redisUrl: options.redisUrl, namespace: options.namespace });
+    const backend = new QueueBackend({ databaseUrl: options.databaseUrl, redisUrl: options.redisUrl, namespace: options.namespace, logger });
     return new Drover(options, ds, backend, logger);
   }
 

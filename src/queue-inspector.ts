@@ -35,6 +35,11 @@ export class QueueInspector {
     return this.backend.queue(queue);
   }
 
+  /** Opens the queue store's connection now, so an unreachable Redis is reported at start, not at the first request. */
+  connect(): void {
+    this.backend.connect();
+  }
+
   /** Resolves when the queue store answers. */
   ping(): Promise<void> {
     return this.backend.ping();

@@ -85,6 +85,8 @@ export class DroverWorker {
   /** Periodic tasks in progress (awaited before the connections close). */
   private readonly inFlight = new Set<Promise<unknown>>();
   private closing?: Promise<void>;
+  /** Set once its queue connections are up (a store that never answered has nothing to drain). */
+  private consuming = false;
 
   constructor(private readonly options: WorkerOptions) {
     if (!options.databaseUrl) throw new ConfigError('createWorker: databaseUrl is required');
@@ -115,8 +117,12 @@ export class DroverWorker {
     this.ds = createDataSource({ url: o.databaseUrl, poolSize: o.poolSize ?? this.concurrency + 4, applicationName: 'drover-worker' });
     await this.ds.initialize();
     this.sql = Sql.fromDataSource(this.ds);
-    this.sql.pool.on('error', (err) => this.logger.warn({ err }, 'idle Postgres connection error'));
-    this.backend = new QueueBackend({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, namespace: o.namespace });
+    // An idle connection dropped by the server (a restart; our own shutdown): the pool replaces it.
+    this.sql.pool.on('error', (err) => {
+      if (this.state === 'running') this.logger.warn({ reason: err.message }, 'idle Postgres connection lost');
+    });
+    const backend = new QueueBackend({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, namespace: o.namespace, logger: this.logger });
+    this.backend = backend;
     const store = new StepStore(this.sql);
     const dispatcher = new Dispatcher(this.backend, this.logger);
     await new WorkflowRegistry(this.sql).register(this.workflows);
@@ -132,11 +138,17 @@ export class DroverWorker {
         maxStalledCount: 5,
         autorun: false,
       });
-      worker.on('error', (err) => this.logger.warn({ err, queue }, 'queue worker error'));
+      // An unreachable store is reported once per outage (no stack), other errors as they come.
+      worker.on('error', (err) => {
+        if (!backend.reportError(err)) this.logger.warn({ err, queue }, 'queue worker error');
+      });
+      worker.on('ready', () => backend.reportReachable());
       this.bullWorkers.push(worker);
     }
     for (const worker of this.bullWorkers) void worker.run().catch((err) => this.logger.error({ err }, 'queue worker stopped'));
     await Promise.all(this.bullWorkers.map((w) => w.waitUntilReady()));
+    this.consuming = true;
+    backend.reportReachable();
 
     this.every(o.heartbeatIntervalMs ?? 5000, () => this.registry!.heartbeat(this.id));
     this.every(o.leaseCheckIntervalMs ?? 500, () => this.checkLeases());
@@ -168,7 +180,8 @@ export class DroverWorker {
     this.state = 'closing';
     await this.reconciler?.stop();
     const grace = this.options.gracePeriodMs ?? 30_000;
-    const drained = Promise.all(this.bullWorkers.map((w) => w.close()));
+    // Closed while still waiting for an unreachable store: no job can be active, so do not wait for one.
+    const drained = Promise.all(this.bullWorkers.map((w) => w.close(!this.consuming)));
     const timedOut = await Promise.race([drained.then(() => false), sleep(grace).then(() => true)]);
     if (timedOut) {
       this.logger.warn({ active: this.executor?.activeAttempts().length }, 'grace period over; abandoning active steps');
