@@ -98,7 +98,7 @@ async function openDroverProducer(target: Target): Promise<Producer> {
   const drover = await connectDrover(target);
   await drover.registerWorkflows((await import('./systems')).WORKFLOWS);
   // Pause/resume through BullMQ on drover's own queue name.
-  const bullName = drover.backend.bullName(DROVER_QUEUE);
+  const bullName = drover.queues.bullName(DROVER_QUEUE);
   let pool: Pool | undefined;
   let redis: IORedis | undefined;
   let queue: Queue | undefined;

@@ -215,8 +215,8 @@ export async function fanRun(target: Target, concurrency: number, timeoutMs: num
       const run = await producer.drover!.createRun({ workflow: 'fan1000' });
       const finished = await producer.drover!.waitForRun(run.id, { timeoutMs, pollMs: 5 });
       if (finished.status !== 'succeeded') throw new Error(`fan run ${finished.status}`);
-      const [row] = await producer.drover!.sql.query(
-        `SELECT extract(epoch FROM finished_at - created_at) * 1000 AS ms FROM drover.runs WHERE id = $1`, [run.id]);
+      const { rows: [row] } = await withClient(target.databaseUrl, (c) => c.query(
+        `SELECT extract(epoch FROM finished_at - created_at) * 1000 AS ms FROM drover.runs WHERE id = $1`, [run.id]));
       return Number(row.ms);
     } finally {
       await workers.stop();

@@ -9,7 +9,6 @@ import { VERSION } from './version';
 // them, so `--help` and configuration errors answer at once.
 const lazy = {
   drover: () => import('./drover'),
-  apiKeys: () => import('./api-keys'),
   migrations: () => import('./db/data-source'),
   server: () => import('./http/server'),
   embedded: () => import('./infra/embedded-database'),
@@ -70,23 +69,36 @@ async function withDrover<T>(config: DroverConfig, logger: Logger, work: (drover
   }
 }
 
-/** Resolves on the first SIGINT or SIGTERM; a second one exits at once. */
-function untilSignal(io: Io): Promise<NodeJS.Signals> {
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Resolves on the first SIGINT, SIGTERM or SIGHUP; another one a second or more
+ * later exits at once. (Ctrl-C under `npm start` delivers SIGINT twice at once:
+ * from the terminal and forwarded by npm.)
+ *
+ * Run by npm (`npm start`), it also resolves when npm goes away without passing a
+ * signal on (npm dies of SIGHUP or SIGKILL): drover is then an orphan that nobody
+ * would stop, so it stops itself.
+ */
+function untilSignal(io: Io): Promise<void> {
   return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      io.err(`drover: ${signal}: shutting down (send it again to exit at once)`);
-      const force = (again: NodeJS.Signals) => {
-        io.err(`drover: ${again} again: exiting now`);
+    let firstAt = 0;
+    const parent = process.ppid;
+    const watch = process.env.npm_lifecycle_event ? setInterval(() => {
+      if (process.ppid !== parent) stop(`npm (pid ${parent}) exited`);
+    }, 500).unref() : undefined;
+    const stop = (reason: string) => {
+      if (firstAt) {
+        if (Date.now() - firstAt < 1000) return;
+        io.err(`drover: ${reason} again: exiting now`);
         process.exit(130);
-      };
-      process.once('SIGINT', force);
-      process.once('SIGTERM', force);
-      resolve(signal);
+      }
+      firstAt = Date.now();
+      clearInterval(watch);
+      io.err(`drover: ${reason}: shutting down (send it again to exit at once)`);
+      resolve();
     };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    for (const signal of STOP_SIGNALS) process.on(signal, () => stop(signal));
   });
 }
 
@@ -151,11 +163,18 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('all in one: Postgres (embedded when DATABASE_URL is unset), migrations, API server, Bull Board and a worker')
     .option('-m, --module <path>', 'a module of workflows and processors (.js, .cjs or .ts) for the worker')
     .action(action(async (config, logger, opts: { module?: string }) => {
-      const { startAll } = await lazy.start();
+      const { startAll, StartAborted } = await lazy.start();
       warnAuthOff(config, logger, io);
-      const started = await startAll({ config, logger, module: opts.module, print: (line) => io.out(line) });
-      await untilSignal(io);
-      await started.close();
+      // Listening from the start: a signal while starting stops what was started (the embedded Postgres too).
+      const stopping = new AbortController();
+      void untilSignal(io).then(() => stopping.abort());
+      try {
+        const started = await startAll({ config, logger, module: opts.module, print: (line) => io.out(line), signal: stopping.signal });
+        if (!stopping.signal.aborted) await new Promise((resolve) => stopping.signal.addEventListener('abort', resolve, { once: true }));
+        await started.close();
+      } catch (error) {
+        if (!(error instanceof StartAborted)) throw error;
+      }
       return 0;
     }));
 
@@ -166,11 +185,12 @@ function buildProgram(io: Io, result: { code: number }): Command {
       const { assertMigrated, startServer } = await lazy.server();
       return withDrover(config, logger, async (drover) => {
         await assertMigrated(drover);
+        drover.queues.connect(); // an unreachable Redis is reported now, not at the first request
         const server = await startServer({
           drover, auth: config.auth, port: config.port, host: config.host, logger, maxInputBytes: config.maxInputBytes,
         });
         io.out(`drover server listening on ${server.url}`);
-        logger.info({ url: server.url, queueBackend: drover.backend.kind }, 'server listening');
+        logger.info({ url: server.url, queueBackend: drover.queues.kind }, 'server listening');
         await untilSignal(io);
         await server.close();
         return 0;
@@ -209,7 +229,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('makes a new API key and prints it once (only its hash is stored)')
     .requiredOption('-n, --name <name>', 'a name for the key (shown as api:<name> in the audit log)')
     .action(action(async (config, logger, opts: { name: string }) => withDrover(config, logger, async (drover) => {
-      const created = await new (await lazy.apiKeys()).ApiKeyStore(drover.sql).create(opts.name);
+      const created = await drover.apiKeys.create(opts.name);
       io.out(created.key);
       io.err(`created API key "${created.name}" (id ${created.id}, prefix ${created.prefix}); it is shown only now: store it safely`);
       return 0;
@@ -218,7 +238,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('lists the API keys (never their secrets)')
     .option('--json', 'print JSON')
     .action(action(async (config, logger, opts: { json?: boolean }) => withDrover(config, logger, async (drover) => {
-      const list = await new (await lazy.apiKeys()).ApiKeyStore(drover.sql).list();
+      const list = await drover.apiKeys.list();
       if (opts.json) {
         io.out(JSON.stringify(list, null, 2));
       } else {
@@ -231,7 +251,7 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .description('revokes a key by its id or prefix')
     .argument('<id-or-prefix>', 'the key\'s id (uuid) or prefix')
     .action(action(async (config, logger, idOrPrefix: string) => withDrover(config, logger, async (drover) => {
-      const revoked = await new (await lazy.apiKeys()).ApiKeyStore(drover.sql).revoke(idOrPrefix);
+      const revoked = await drover.apiKeys.revoke(idOrPrefix);
       if (!revoked) {
         io.err(`drover: no API key with id or prefix "${idOrPrefix}"`);
         return 1;

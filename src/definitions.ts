@@ -157,27 +157,33 @@ function describePath(definition: unknown, path: PropertyKey[]): string {
   return path.length ? `: ${path.join('.')}` : '';
 }
 
+/**
+ * A dependency cycle, or undefined. Depth-first with an explicit stack (a
+ * 10,000-step chain would overflow the call stack of a recursive search).
+ */
 function findCycle(steps: StepDefinition[]): string[] | undefined {
   const deps = new Map(steps.map((s) => [s.name, s.dependsOn ?? []]));
   const state = new Map<string, 'visiting' | 'done'>();
-  const stack: string[] = [];
-  const visit = (name: string): string[] | undefined => {
-    if (state.get(name) === 'done') return undefined;
-    if (state.get(name) === 'visiting') return [...stack.slice(stack.indexOf(name)), name];
-    state.set(name, 'visiting');
-    stack.push(name);
-    for (const dep of deps.get(name) ?? []) {
-      const cycle = visit(dep);
-      if (cycle) return cycle;
+  for (const root of steps) {
+    if (state.has(root.name)) continue;
+    // The path from the root, each name with the index of the next dependency to follow.
+    const path: Array<{ name: string; next: number }> = [{ name: root.name, next: 0 }];
+    state.set(root.name, 'visiting');
+    while (path.length) {
+      const top = path[path.length - 1];
+      const dep = deps.get(top.name)?.[top.next++];
+      if (dep === undefined) {
+        state.set(top.name, 'done');
+        path.pop();
+      } else if (state.get(dep) === 'visiting') {
+        const cycle = [...path.slice(path.findIndex((p) => p.name === dep)).map((p) => p.name), dep];
+        // Reported in execution order: a → b means b depends on a.
+        return cycle.reverse();
+      } else if (!state.has(dep)) {
+        state.set(dep, 'visiting');
+        path.push({ name: dep, next: 0 });
+      }
     }
-    stack.pop();
-    state.set(name, 'done');
-    return undefined;
-  };
-  for (const s of steps) {
-    const cycle = visit(s.name);
-    // Reported in execution order: a → b means b depends on a.
-    if (cycle) return cycle.reverse();
   }
   return undefined;
 }

@@ -33,9 +33,8 @@ export function jobOptionsOf(step: ReadyStep, kind: QueueBackendKind): JobsOptio
   const delay = step.options.delayMs + (step.extraDelayMs ?? 0);
   return {
     jobId: jobIdOf(step.id, step.generation),
-    // Postgres counts attempts; BullMQ gets the ones left (a re-created job resumes the count).
-    attempts: Math.max(1, step.maxAttempts - step.attempt),
-    backoff: { type: step.options.backoff.type, delay: step.options.backoff.delayMs },
+    // Postgres owns attempts and backoff: BullMQ only carries the job (a retry delays the same job).
+    attempts: 1,
     ...(delay > 0 ? { delay } : {}),
     ...(priority > 0 ? { priority } : {}),
     ...retentionOf(kind),
@@ -66,7 +65,7 @@ export class Dispatcher {
     await Promise.all([...byQueue].map(async ([queue, list]) => {
       const jobs = list.map((s) => ({
         name: s.processor,
-        data: { stepId: s.id, runId: s.runId, generation: s.generation } satisfies StepJobData,
+        data: { stepId: s.id, runId: s.runId, generation: s.generation, processor: s.processor } satisfies StepJobData,
         opts: jobOptionsOf(s, this.backend.kind),
       }));
       try {

@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { ApiKeyStore } from './api-keys';
 import { createDataSource } from './db/data-source';
 import { Sql } from './db/sql';
 import { resolveWorkflow } from './definitions';
@@ -6,9 +7,10 @@ import { Dispatcher } from './dispatcher';
 import { ConfigError } from './errors';
 import { silentLogger, type Logger } from './logger';
 import { withInfraRetry } from './infra/retry';
-import { metrics } from './metrics';
+import { Metrics } from './metrics';
 import { QueueBackend } from './queue-backend';
 import { RunService } from './run-service';
+import { QueueInspector } from './queue-inspector';
 import { RunStore } from './run-store';
 import type {
   ActorOptions, AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunView, RunWithSteps,
@@ -32,6 +34,8 @@ export interface DroverOptions {
   /** Postgres pool size. Default 10. */
   poolSize?: number;
   logger?: Logger;
+  /** Where counters go; the workers this Drover creates share it. Default: a `Metrics` of its own. */
+  metrics?: Metrics;
 }
 
 export { WaitTimeoutError } from './wait';
@@ -45,18 +49,27 @@ export class Drover {
   readonly runs: RunService;
   readonly workflows: WorkflowRegistry;
   readonly workers: WorkerRegistry;
-  readonly sql: Sql;
+  /** The Prometheus metrics of this Drover and the workers it creates. */
+  readonly metrics: Metrics;
+  /** API keys (create, list, revoke, verify). */
+  readonly apiKeys: ApiKeyStore;
+  /** The queues as the app shell sees them: backend, job counts, Bull Board's queue objects. */
+  readonly queues: QueueInspector;
+  private readonly sql: Sql;
 
   private constructor(
     private readonly options: DroverOptions,
     private readonly ds: DataSource,
-    readonly backend: QueueBackend,
+    private readonly backend: QueueBackend,
     private readonly logger: Logger,
   ) {
     this.sql = Sql.fromDataSource(ds);
+    this.metrics = options.metrics ?? new Metrics();
+    this.apiKeys = new ApiKeyStore(this.sql);
+    this.queues = new QueueInspector(backend);
     this.workflows = new WorkflowRegistry(this.sql);
     this.workers = new WorkerRegistry(this.sql);
-    this.runs = new RunService(this.sql, new RunStore(this.sql), this.workflows, new Dispatcher(backend, logger), logger, { maxInputBytes: options.maxInputBytes });
+    this.runs = new RunService(this.sql, new RunStore(this.sql), this.workflows, new Dispatcher(backend, logger), logger, this.metrics, { maxInputBytes: options.maxInputBytes });
   }
 
   /** Connects to Postgres (migrations must have been applied) and the queue backend. */
@@ -65,7 +78,7 @@ export class Drover {
     const logger = options.logger ?? silentLogger;
     const ds = createDataSource({ url: options.databaseUrl, poolSize: options.poolSize, applicationName: 'drover' });
     await ds.initialize();
-    const backend = new QueueBackend({ databaseUrl: options.databaseUrl, redisUrl: options.redisUrl, namespace: options.namespace });
+    const backend = new QueueBackend({ databaseUrl: options.databaseUrl, redisUrl: options.redisUrl, namespace: options.namespace, logger });
     return new Drover(options, ds, backend, logger);
   }
 
@@ -77,7 +90,7 @@ export class Drover {
   /** Like `createRun`, also telling whether the run was created now. */
   async submitRun(request: CreateRunRequest, options: ActorOptions = {}): Promise<{ run: RunView; created: boolean }> {
     const result = await this.runs.createRun(request, options.actor ?? 'client');
-    if (result.created) metrics.runsCreated.inc();
+    if (result.created) this.metrics.runsCreated.inc();
     return result;
   }
 
@@ -93,7 +106,7 @@ export class Drover {
         : { index: start + i, error: { code: o.error.code, message: o.error.message, ...(o.error.details ? { details: o.error.details } : {}) } }));
     }
     const created = items.filter((i) => i.id && !i.existing).length;
-    metrics.runsCreated.inc(created);
+    this.metrics.runsCreated.inc(created);
     return { created, failed: items.filter((i) => i.error).length, items };
   }
 
@@ -142,8 +155,14 @@ export class Drover {
   createWorker(options: Omit<WorkerOptions, 'databaseUrl' | 'redisUrl' | 'namespace'> & Partial<Pick<WorkerOptions, 'namespace'>>): DroverWorker {
     return createWorker({
       databaseUrl: this.options.databaseUrl, redisUrl: this.options.redisUrl, namespace: this.options.namespace,
-      logger: this.logger, ...options,
+      logger: this.logger, metrics: this.metrics, ...options,
     });
+  }
+
+  /** Whether drover's migrations have run on this database (the schema exists). */
+  async isMigrated(): Promise<boolean> {
+    const [row] = await this.sql.query<{ runs: string | null }>(`SELECT to_regclass('drover.runs')::text AS runs`);
+    return Boolean(row?.runs);
   }
 
   /** Checks Postgres and the queue backend answer (for `/ready`). */

@@ -38,6 +38,19 @@ export class StepTimeoutError extends DroverError {
   }
 }
 
+/**
+ * A create without an idempotency key lost its Postgres connection after COMMIT
+ * was sent, so whether its runs exist is unknown: repeating it could create
+ * them twice. Retryable by the caller, who knows whether a duplicate matters;
+ * an `idempotencyKey` makes every retry safe (drover then retries by itself).
+ */
+export class CommitUnknownError extends DroverError {
+  constructor(cause: unknown) {
+    super('commit_unknown', 'Postgres went away while the create was committing: the run may or may not have been created '
+      + '(send an idempotencyKey to make retrying safe)', { retryable: true, cause });
+  }
+}
+
 /** Configuration (environment, options, CLI flags) is malformed. */
 export class ConfigError extends DroverError {
   constructor(message: string) {

@@ -4,8 +4,8 @@ export { Drover, WaitTimeoutError, type DroverOptions } from './drover';
 export { DroverWorker, createWorker, type WorkerOptions } from './worker';
 export { defineProcessor, defineWorkflow, resolveWorkflow, resolveModule } from './definitions';
 export {
-  ConfigError, DefinitionError, DroverError, InvalidRequestError, InvalidStateError, NonRetryableError, NotFoundError,
-  PayloadTooLargeError, StepTimeoutError, UnknownWorkflowError, type RequestError,
+  CommitUnknownError, ConfigError, DefinitionError, DroverError, InvalidRequestError, InvalidStateError, NonRetryableError,
+  NotFoundError, PayloadTooLargeError, StepTimeoutError, UnknownWorkflowError, type RequestError,
 } from './errors';
 export { loadConfig, type DroverConfig } from './config';
 export { migrate } from './db/data-source';

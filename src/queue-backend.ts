@@ -1,5 +1,7 @@
 import { createPostgresBackend, Queue, Worker, withBackend, type Processor as BullProcessor, type WorkerOptions as BullWorkerOptions } from 'bullmq';
 import IORedis from 'ioredis';
+import { isTransientError } from './infra/retry';
+import { silentLogger, type Logger } from './logger';
 
 /** Which store carries the BullMQ queues. */
 export type QueueBackendKind = 'redis' | 'postgres';
@@ -12,6 +14,8 @@ export interface QueueBackendOptions {
   redisUrl?: string;
   /** Prefix of every queue name, so several drovers (or tests) share one store. Default `drover`. */
   namespace?: string;
+  /** Where an unreachable store is reported (one warning per outage). */
+  logger?: Logger;
 }
 
 /** What a step job carries (the step row holds the rest). */
@@ -19,6 +23,11 @@ export interface StepJobData {
   stepId: string;
   runId: string;
   generation: number;
+  /**
+   * The step's processor: a worker without it leaves the job to one that has it.
+   * Absent on jobs enqueued by earlier versions, which are named after it.
+   */
+  processor?: string;
 }
 
 const PgBull = withBackend(createPostgresBackend);
@@ -34,10 +43,50 @@ export class QueueBackend {
   private readonly queues = new Map<string, Queue<StepJobData>>();
   private redis?: IORedis;
   private closed = false;
+  private unreachable = false;
+  private readonly logger: Logger;
 
   constructor(private readonly options: QueueBackendOptions) {
     this.kind = options.redisUrl ? 'redis' : 'postgres';
     this.namespace = options.namespace ?? 'drover';
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** The store, for messages: `Redis at host:port` (never its password) or the Postgres queue store. */
+  get storeName(): string {
+    if (this.kind === 'postgres') return 'the Postgres queue store';
+    try {
+      return `Redis at ${new URL(this.options.redisUrl!).host}`;
+    } catch {
+      return 'Redis';
+    }
+  }
+
+  /**
+   * Reports an error of a queue connection. A transient one (store unreachable)
+   * gives one warning line per outage, without a stack; the connections retry
+   * with backoff meanwhile. Returns false for other errors, which the caller logs.
+   */
+  reportError(error: unknown): boolean {
+    if (!isTransientError(error)) return false;
+    if (!this.unreachable && !this.closed) {
+      this.unreachable = true;
+      const e = error as { code?: unknown; message?: unknown };
+      this.logger.warn(`${this.storeName} is unreachable (${typeof e.code === 'string' ? e.code : e.message}); retrying with backoff until it answers`);
+    }
+    return true;
+  }
+
+  /** Reports that the store answers (again): ends the outage the last warning announced. */
+  reportReachable(): void {
+    if (!this.unreachable) return;
+    this.unreachable = false;
+    this.logger.info(`${this.storeName} is reachable again`);
+  }
+
+  /** Opens the shared Redis connection now rather than at first use, so an unreachable Redis is reported at once. */
+  connect(): void {
+    if (this.kind === 'redis') this.redisClient();
   }
 
   /** The BullMQ queue name of a drover queue. */
@@ -78,7 +127,7 @@ export class QueueBackend {
     if (this.kind === 'redis') {
       return new Worker<StepJobData>(this.bullName(queue), processor, {
         ...options,
-        connection: { url: this.options.redisUrl!, maxRetriesPerRequest: null },
+        connection: { url: this.options.redisUrl!, maxRetriesPerRequest: null, retryStrategy: redisBackoff },
       });
     }
     return new PgBull.Worker<StepJobData>(this.bullName(queue), processor, {
@@ -110,9 +159,13 @@ export class QueueBackend {
   private redisClient(): IORedis {
     if (!this.redis) {
       // Producer calls fail fast while Redis is away; the reconciler re-enqueues later.
-      this.redis = new IORedis(this.options.redisUrl!, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false });
-      this.redis.on('error', () => undefined);
+      this.redis = new IORedis(this.options.redisUrl!, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: false, retryStrategy: redisBackoff });
+      this.redis.on('error', (error) => this.reportError(error));
+      this.redis.on('ready', () => this.reportReachable());
     }
     return this.redis;
   }
 }
+
+/** Reconnect delays while Redis is away: 0.5 s, 1 s, 1.5 s, … up to 5 s. */
+const redisBackoff = (times: number): number => Math.min(times * 500, 5000);

@@ -2,9 +2,8 @@ import type { Logger } from 'pino';
 import type { PoolClient } from 'pg';
 import type { Sql } from './db/sql';
 import { jobIdOf, type Dispatcher } from './dispatcher';
-import { metrics } from './metrics';
+import type { Metrics } from './metrics';
 import { appendEvents } from './audit/audit';
-import { backoffDelay } from './step-executor';
 import type { QueueBackend } from './queue-backend';
 import { WorkerRegistry } from './worker-registry';
 import { toReadyStep, type ReadyStep } from './ready-step';
@@ -80,7 +79,7 @@ export class Reconciler {
   private readonly jobOffsets = new Map<string, number>();
 
   constructor(
-    private readonly deps: { sql: Sql; backend: QueueBackend; store: StepStore; dispatcher: Dispatcher; logger: Logger; queues: string[] },
+    private readonly deps: { sql: Sql; backend: QueueBackend; store: StepStore; dispatcher: Dispatcher; logger: Logger; metrics: Metrics; queues: string[] },
     options: ReconcilerOptions = {},
   ) {
     this.o = {
@@ -145,7 +144,7 @@ export class Reconciler {
   private async markGoneWorkers(report: ReconcileReport): Promise<void> {
     const rows = await new WorkerRegistry(this.deps.sql).markExpiredGone(this.o.heartbeatTimeoutMs);
     report.workersGone = rows.length;
-    if (rows.length) metrics.reconcilerRepairs.inc({ kind: 'worker_gone' }, rows.length);
+    if (rows.length) this.deps.metrics.reconcilerRepairs.inc({ kind: 'worker_gone' }, rows.length);
   }
 
   /**
@@ -178,7 +177,7 @@ export class Reconciler {
     if (ready.length) {
       await this.deps.dispatcher.enqueue(ready);
       report.requeued = ready.length;
-      metrics.reconcilerRepairs.inc({ kind: 'running_requeued' }, ready.length);
+      this.deps.metrics.reconcilerRepairs.inc({ kind: 'running_requeued' }, ready.length);
     }
   }
 
@@ -187,7 +186,8 @@ export class Reconciler {
     const rows = await this.deps.sql.query(`
       SELECT s.id, s.run_id, s.processor, s.queue, s.generation, s.attempt, s.max_attempts, s.options, r.priority AS run_priority,
              r.delay_ms, cardinality(s.depends_on) = 0 AS root,
-             extract(epoch FROM now() - s.queued_at) * 1000 AS waited_ms, s.queued_at::text AS key_at
+             extract(epoch FROM now() - s.queued_at) * 1000 AS waited_ms, s.queued_at::text AS key_at,
+             COALESCE(extract(epoch FROM s.available_at - now()) * 1000, 0) AS retry_wait_ms
         FROM drover.steps s JOIN drover.runs r ON r.id = s.run_id
        WHERE s.finished_at IS NULL AND s.status = 'queued' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000)
          AND s.queued_at >= $3::timestamptz AND (s.queued_at, s.id) > ($3::timestamptz, $4::uuid)
@@ -211,7 +211,7 @@ export class Reconciler {
     })));
     await this.deps.dispatcher.enqueue(missing);
     report.reenqueued = missing.length;
-    metrics.reconcilerRepairs.inc({ kind: 'queued_reenqueued' }, missing.length);
+    this.deps.metrics.reconcilerRepairs.inc({ kind: 'queued_reenqueued' }, missing.length);
   }
 
   /** Runs whose steps are all terminal but which did not finish (a crash between the two statements). */
@@ -225,10 +225,10 @@ export class Reconciler {
       const status = (await finishRuns(this.deps.sql, [row.id], ACTOR)).get(row.id);
       if (status) {
         report.runsFinished++;
-        metrics.runsFinished.inc({ status });
+        this.deps.metrics.runsFinished.inc({ status });
       }
     }
-    if (report.runsFinished) metrics.reconcilerRepairs.inc({ kind: 'run_finished' }, report.runsFinished);
+    if (report.runsFinished) this.deps.metrics.reconcilerRepairs.inc({ kind: 'run_finished' }, report.runsFinished);
   }
 
   /**
@@ -261,7 +261,7 @@ export class Reconciler {
         this.jobOffsets.set(place, jobs.length < this.o.batchSize ? 0 : offset + jobs.length - removed);
       }
     }
-    if (report.jobsRemoved) metrics.reconcilerRepairs.inc({ kind: 'job_removed' }, report.jobsRemoved);
+    if (report.jobsRemoved) this.deps.metrics.reconcilerRepairs.inc({ kind: 'job_removed' }, report.jobsRemoved);
   }
 
   private async jobState(queue: string, jobId: string): Promise<string> {
@@ -275,14 +275,14 @@ export class Reconciler {
 }
 
 /**
- * How much longer a queued step must wait when its job is re-created: what is
- * left, counted from `queued_at`, of its retry backoff (after a failed
- * attempt) or of its ready delay (the step's `delayMs`, plus the run's
- * `delayMs` for a root step on its first generation).
+ * How much longer a queued step must wait when its job is re-created: after a
+ * failed attempt, until the retry time Postgres recorded (`available_at`);
+ * before the first, what is left, counted from `queued_at`, of its ready delay
+ * (the step's `delayMs`, plus the run's `delayMs` for a root step on its first
+ * generation).
  */
-export function remainingDelayMs(row: { attempt: number; generation: number; root: boolean; delay_ms: number; waited_ms: number | string; options: { delayMs: number; backoff: { type: 'fixed' | 'exponential'; delayMs: number } } }): number {
-  const total = row.attempt > 0
-    ? backoffDelay(row.options.backoff, row.attempt)
-    : row.options.delayMs + (row.root && row.generation === 0 ? row.delay_ms : 0);
+export function remainingDelayMs(row: { attempt: number; generation: number; root: boolean; delay_ms: number; waited_ms: number | string; retry_wait_ms: number | string; options: { delayMs: number } }): number {
+  if (row.attempt > 0) return Math.max(0, Math.ceil(Number(row.retry_wait_ms)));
+  const total = row.options.delayMs + (row.root && row.generation === 0 ? row.delay_ms : 0);
   return Math.max(0, Math.round(total - Number(row.waited_ms)));
 }

@@ -3,9 +3,10 @@ import { appendEvents, readAudit, type AuditEvent } from './audit/audit';
 import type { Logger } from 'pino';
 import type { Dispatcher } from './dispatcher';
 import type { Queryable, Sql } from './db/sql';
-import { invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow, type RequestError } from './errors';
+import { CommitUnknownError, invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow, type RequestError } from './errors';
+import { isTransientError, withInfraRetry } from './infra/retry';
 import { findNonJson, isJsonObject, isUuid } from './json';
-import { metrics } from './metrics';
+import type { Metrics } from './metrics';
 import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
 import { toReadyStep, type ReadyStep } from './ready-step';
 import type { RunStore } from './run-store';
@@ -31,10 +32,17 @@ interface Prepared {
   workflow: ResolvedWorkflow;
 }
 
+/** How long a producer call rides out transient Postgres failures (a restart) before it throws. */
+const RETRY_WITHIN_MS = 15_000;
 
 /**
  * Creates, reads, lists, cancels and resumes runs. Creation writes runs, steps
  * and audit events in one transaction and enqueues the root steps after commit.
+ *
+ * Transient Postgres failures (the table in `infra/retry.ts`, e.g. a pooled
+ * connection a restart killed) are retried for up to 15 s where repeating is
+ * safe: reads, cancels, creates that failed before COMMIT, and keyed creates.
+ * An unkeyed create cut off during COMMIT throws `CommitUnknownError`.
  */
 export class RunService {
   private readonly maxInputBytes: number;
@@ -45,6 +53,7 @@ export class RunService {
     private readonly registry: WorkflowRegistry,
     private readonly dispatcher: Dispatcher,
     private readonly logger: Logger,
+    private readonly metrics: Metrics,
     options: RunServiceOptions = {},
   ) {
     this.maxInputBytes = options.maxInputBytes ?? 1024 * 1024;
@@ -65,7 +74,8 @@ export class RunService {
         outcomes[index] = { ok: false, error: error as RequestError };
       }
     });
-    const workflows = valid.length ? await this.registry.resolve([...new Set(valid.map((v) => v.request.workflow))]) : new Map();
+    const names = [...new Set(valid.map((v) => v.request.workflow))];
+    const workflows = valid.length ? await this.retry(() => this.registry.resolve(names)) : new Map();
     const prepared: Prepared[] = [];
     for (const v of valid) {
       const workflow = workflows.get(v.request.workflow);
@@ -77,7 +87,21 @@ export class RunService {
     }
     if (prepared.length === 0) return outcomes;
 
-    const { created, existing, roots } = await this.sql.transaction((tx) => this.insertRuns(tx, prepared, actor));
+    const keyless = prepared.some((p) => p.request.idempotencyKey === undefined);
+    const { created, existing, roots } = await this.retry(async () => {
+      let committing = false;
+      try {
+        return await this.sql.transaction(async (tx) => {
+          const result = await this.insertRuns(tx, prepared, actor);
+          committing = true;
+          return result;
+        });
+      } catch (error) {
+        // Lost during COMMIT: a keyed create repeats safely (the key finds the run); an unkeyed one might create it twice.
+        if (committing && keyless && isTransientError(error)) throw new CommitUnknownError(error);
+        throw error;
+      }
+    });
     await this.dispatcher.enqueue(roots);
     for (const p of prepared) {
       const row = created.get(p.id);
@@ -179,9 +203,9 @@ export class RunService {
   /** A run with its steps (in definition order). */
   async getRun(id: string): Promise<RunWithSteps> {
     if (!isUuid(id)) throw notFound('run');
-    const [run] = await this.sql.query(`SELECT ${RUN_COLUMNS}, definition FROM drover.runs WHERE id = $1`, [id]);
+    const [run] = await this.retry(() => this.sql.query(`SELECT ${RUN_COLUMNS}, definition FROM drover.runs WHERE id = $1`, [id]));
     if (!run) throw notFound('run');
-    const steps = await this.sql.query(`SELECT ${STEP_COLUMNS} FROM drover.steps WHERE run_id = $1`, [id]);
+    const steps = await this.retry(() => this.sql.query(`SELECT ${STEP_COLUMNS} FROM drover.steps WHERE run_id = $1`, [id]));
     const order = new Map<string, number>((run.definition.steps as Array<{ name: string }>).map((s, i) => [s.name, i]));
     steps.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
     return { ...toRunView(run), steps: steps.map(toStepView) };
@@ -207,9 +231,9 @@ export class RunService {
       where.push(`(created_at, id) < ($${params.length - 1}::timestamptz, $${params.length}::uuid)`);
     }
     params.push(limit + 1);
-    const rows = await this.sql.query(`
+    const rows = await this.retry(() => this.sql.query(`
       SELECT ${RUN_COLUMNS}, created_at::text AS cursor_at FROM drover.runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params);
+       ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params));
     const more = rows.length > limit;
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
@@ -219,18 +243,24 @@ export class RunService {
   /** The audit trail of a run, oldest first. */
   async getAudit(id: string): Promise<{ items: AuditEventView[] }> {
     if (!isUuid(id)) throw notFound('run');
-    const [run] = await this.sql.query(`SELECT 1 FROM drover.runs WHERE id = $1`, [id]);
+    const [run] = await this.retry(() => this.sql.query(`SELECT 1 FROM drover.runs WHERE id = $1`, [id]));
     if (!run) throw notFound('run');
-    return { items: await readAudit(this.sql, id) };
+    return { items: await this.retry(() => readAudit(this.sql, id)) };
   }
 
   /** Cancels an open run; `invalid_state` when it has finished. */
   async cancelRun(id: string, actor: string): Promise<RunView> {
     await this.requireRun(id);
-    const cancelled = await this.store.cancelRun(id, actor);
-    if (!cancelled) throw invalidState(`run ${id} is not pending or running, so it cannot be cancelled`);
-    metrics.runsFinished.inc({ status: 'cancelled' });
-    for (const s of cancelled) metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(s.queue) });
+    let retried = false;
+    const cancelled = await this.retry(() => this.store.cancelRun(id, actor), () => { retried = true; });
+    if (!cancelled) {
+      const run = await this.requireRun(id);
+      // A retried cancel whose lost first attempt did commit finds the run cancelled: that is its own outcome.
+      if (retried && run.status === 'cancelled') return run;
+      throw invalidState(`run ${id} is not pending or running, so it cannot be cancelled`);
+    }
+    this.metrics.runsFinished.inc({ status: 'cancelled' });
+    for (const s of cancelled) this.metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(s.queue) });
     await this.dispatcher.remove(cancelled.filter((s) => s.previous === 'queued'));
     return (await this.requireRun(id));
   }
@@ -246,9 +276,20 @@ export class RunService {
 
   private async requireRun(id: string): Promise<RunView> {
     if (!isUuid(id)) throw notFound('run');
-    const [row] = await this.sql.query(`SELECT ${RUN_COLUMNS} FROM drover.runs WHERE id = $1`, [id]);
+    const [row] = await this.retry(() => this.sql.query(`SELECT ${RUN_COLUMNS} FROM drover.runs WHERE id = $1`, [id]));
     if (!row) throw notFound('run');
     return toRunView(row);
+  }
+
+  /** Runs an operation that is safe to repeat, retrying transient Postgres failures. */
+  private retry<T>(operation: () => Promise<T>, onRetry?: () => void): Promise<T> {
+    return withInfraRetry(operation, {
+      maxElapsedMs: RETRY_WITHIN_MS,
+      onRetry: (error, attempt) => {
+        onRetry?.();
+        this.logger.debug({ attempt, reason: (error as Error)?.message }, 'retrying after a transient Postgres failure');
+      },
+    });
   }
 
   /** The run without its steps (cheap; for polling). */

@@ -4,7 +4,7 @@ import { Drover } from './drover';
 import { startServer, type DroverServer } from './http/server';
 import { startEmbeddedDatabase, type EmbeddedDatabase } from './infra/embedded-database';
 import type { Logger } from './logger';
-import { ApiKeyStore } from './api-keys';
+import type { ApiKeyStore } from './api-keys';
 import { loadUserModule } from './module-loader';
 import { demoProcessors, demoWorkflows } from './processors/demo';
 import type { DroverWorker } from './worker';
@@ -17,6 +17,15 @@ export interface StartOptions {
   logger: Logger;
   /** Where the URLs are printed. Default stdout. */
   print?: (line: string) => void;
+  /** Aborting it (a signal while starting) stops what was started and rejects with `StartAborted`. */
+  signal?: AbortSignal;
+}
+
+/** `startAll` was aborted before it finished starting; what it had started is stopped. */
+export class StartAborted extends Error {
+  constructor() {
+    super('start aborted');
+  }
 }
 
 /** Everything `drover start` runs, and how to stop it. */
@@ -42,36 +51,45 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
   const mod = options.module ? loadUserModule(options.module) : undefined;
   const stack: Array<() => Promise<void>> = [];
   const close = async () => {
-    for (const step of stack.reverse().splice(0)) await step().catch((err) => logger.warn({ err }, 'error while stopping'));
+    for (const stopPart of stack.reverse().splice(0)) await stopPart().catch((err) => logger.warn({ reason: (err as Error)?.message }, 'error while stopping'));
+  };
+  // Each start-up step gives way to an abort (it may wait long, e.g. for an unreachable Redis).
+  const aborted = new Promise<never>((_, reject) => {
+    if (options.signal?.aborted) reject(new StartAborted());
+    options.signal?.addEventListener('abort', () => reject(new StartAborted()), { once: true });
+  });
+  aborted.catch(() => undefined);
+  const step = <T>(work: Promise<T>): Promise<T> => Promise.race([work, aborted]);
+  /** Starts a part that `close()` stops, even when the abort came while it was starting. */
+  const part = <T>(starting: Promise<T>, stop: (started: T) => Promise<void>): Promise<T> => {
+    stack.push(() => starting.then(stop, () => undefined));
+    return step(starting);
   };
   try {
     let embedded: EmbeddedDatabase | undefined;
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
-      embedded = await startEmbeddedDatabase(config.dataDir, print);
-      stack.push(() => embedded!.stop());
+      embedded = await part(startEmbeddedDatabase(config.dataDir, print), (e) => e.stop());
       databaseUrl = embedded.url;
       print(`embedded Postgres in ${config.dataDir} (port ${embedded.server.port})`);
     }
-    await migrate(databaseUrl, { queueBackend: config.redisUrl ? 'redis' : 'postgres' });
-    const drover = await Drover.connect({
+    await step(migrate(databaseUrl, { queueBackend: config.redisUrl ? 'redis' : 'postgres' }));
+    const drover = await part(Drover.connect({
       databaseUrl, redisUrl: config.redisUrl, namespace: config.namespace, maxInputBytes: config.maxInputBytes, logger,
-    });
-    stack.push(() => drover.close());
+    }), (d) => d.close());
     // The built-in demo workflows, plus the user's module when given.
     const worker = drover.createWorker({ module: mod, workflows: demoWorkflows, processors: demoProcessors });
-    await worker.run();
     stack.push(() => worker.close());
-    const server = await startServer({
+    await step(worker.run());
+    const server = await part(startServer({
       drover, auth: config.auth, port: config.port, host: config.host, logger, maxInputBytes: config.maxInputBytes,
-    });
-    stack.push(() => server.close());
+    }), (s) => s.close());
     print(`drover listening on ${server.url}`);
     print(`  API          ${server.url}/api/runs`);
     print(`  Bull Board   ${server.url}/admin/queues`);
     print(`  metrics      ${server.url}/metrics`);
     print(`  worker       ${worker.id} on queues ${worker.queues.join(', ')}`);
-    const key = config.auth ? await firstStartKey(new ApiKeyStore(drover.sql)) : undefined;
+    const key = config.auth ? await firstStartKey(drover.apiKeys) : undefined;
     if (!config.auth) {
       print('  auth         OFF (DROVER_AUTH=off): for local development only');
     } else if (key) {

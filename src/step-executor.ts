@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { UnrecoverableError, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
 import { appendAudit } from './audit/audit';
 import type { Sql } from './db/sql';
@@ -8,7 +8,7 @@ import { DroverError, NonRetryableError, isNonRetryable, serializeError, StepTim
 import { Batcher } from './infra/batcher';
 import { withInfraRetry } from './infra/retry';
 import { findNonJson } from './json';
-import { metrics } from './metrics';
+import type { Metrics } from './metrics';
 import type { StepJobData } from './queue-backend';
 import { type StartRequest, type StartedStep, type StepStore, type StepSuccess, type SuccessRequest } from './step-store';
 import type { Processor, ProcessorContext } from './types';
@@ -20,7 +20,7 @@ export class LeaseLostError extends DroverError {
   }
 }
 
-/** The worker shut down past its grace period: the attempt is left to stall detection. */
+/** The worker shut down past its grace period: the attempt's job goes back to the queue for another worker. */
 export class AbandonedError extends DroverError {
   constructor() {
     super('abandoned', 'the worker shut down before the attempt finished', { retryable: true });
@@ -34,13 +34,25 @@ interface ActiveAttempt {
   controller: AbortController;
   /** Set when the lease was lost (cancel, takeover) or the worker abandoned the attempt. */
   dropped?: 'lease_lost' | 'abandoned';
+  /** Resolves when the processor has really returned (or the worker abandoned the attempt). */
+  settled: Promise<void>;
+  /** Resolves when the worker abandons the attempt: it stops waiting for the processor. */
+  released: Promise<void>;
+  release: () => void;
 }
+
+/** How long a job whose processor this worker lacks is put back before another worker may take it. */
+const MISSING_PROCESSOR_DELAY_MS = 1000;
+/** How long a job is put back when its start could not be recorded (Postgres unreachable). */
+const FAILED_START_DELAY_MS = 1000;
 
 /**
  * Runs one step job: fences the step to `running`, calls the processor with
  * its context, and records the outcome with a fenced transition. Success
- * promotes dependents (enqueued after commit); a failure is retried by BullMQ
- * with the step's backoff, or fails the step for good.
+ * promotes dependents (enqueued after commit); a failure fails the step for
+ * good, or records when its next attempt may start and delays the same job
+ * until then. Postgres alone counts attempts and times retries; BullMQ's job
+ * has one attempt and only carries the step.
  */
 export class StepExecutor {
   /** Attempts in progress, by lease (two attempts of one step can overlap here: a resume). */
@@ -64,6 +76,7 @@ export class StepExecutor {
       processors: Record<string, Processor>;
       workerId: string;
       logger: Logger;
+      metrics: Metrics;
     },
   ) {
     this.actor = `worker:${deps.workerId}`;
@@ -92,24 +105,45 @@ export class StepExecutor {
         attempt.dropped = 'abandoned';
         attempt.controller.abort(new AbandonedError());
       }
+      // Stop waiting for processors that ignore their signal (they no longer hold a slot we keep).
+      attempt.release();
     }
   }
 
   /** The BullMQ processor. */
-  readonly process = async (job: Job<StepJobData>): Promise<unknown> => {
-    const { stepId, generation } = job.data;
+  readonly process = async (job: Job<StepJobData>, token?: string): Promise<unknown> => {
+    const { stepId, generation, processor = job.name } = job.data;
+    if (!this.deps.processors[processor]) {
+      // Not ours to run: no transition, no attempt; a worker that has the processor takes it.
+      this.deps.logger.debug({ stepId, processor, jobId: job.id }, 'processor not registered here; job put back');
+      return this.delayJob(job, token, MISSING_PROCESSOR_DELAY_MS);
+    }
+    // A job delivered again (a promoted delay, a stalled retry) may be early: Postgres says when the attempt may start.
+    if (job.attemptsStarted !== 1) {
+      const waitMs = await this.retry(() => this.deps.store.retryWaitMs(stepId, generation));
+      if (waitMs > 0) return this.delayJob(job, token, waitMs);
+    }
     const lease = randomUUID();
-    const started = await this.starting.add({ stepId, generation, lease });
+    let started: StartedStep | undefined;
+    try {
+      started = await this.starting.add({ stepId, generation, lease });
+    } catch (error) {
+      // BullMQ has no attempts to burn: put the job back and try the start again.
+      this.deps.logger.warn({ err: error, stepId }, 'could not record the start of a step; job put back');
+      return this.delayJob(job, token, FAILED_START_DELAY_MS);
+    }
     if (!started) {
-      metrics.transitionsDropped.inc({ transition: 'start' });
+      this.deps.metrics.transitionsDropped.inc({ transition: 'start' });
       this.deps.logger.debug({ stepId, jobId: job.id }, 'step not runnable (finished, cancelled or newer generation); job dropped');
       return { dropped: true };
     }
     const queue = job.queueName;
     const debug = this.deps.logger.isLevelEnabled('debug');
     if (debug) this.deps.logger.debug({ stepId, runId: started.runId, step: started.name, attempt: started.attempt, takeover: started.takeover }, 'step started');
-    if (started.queuedAtMs !== null) metrics.queueWait.observe({ queue }, Math.max(0, Date.now() - started.queuedAtMs) / 1000);
-    const attempt: ActiveAttempt = { stepId, lease, controller: new AbortController() };
+    if (started.queuedAtMs !== null) this.deps.metrics.queueWait.observe({ queue }, Math.max(0, Date.now() - started.queuedAtMs) / 1000);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => { release = resolve; });
+    const attempt: ActiveAttempt = { stepId, lease, controller: new AbortController(), settled: Promise.resolve(), released, release };
     this.active.set(lease, attempt);
     const startedAt = process.hrtime.bigint();
     const pendingLogs: Promise<unknown>[] = [];
@@ -118,28 +152,34 @@ export class StepExecutor {
         // A takeover after the last attempt was lost (the worker died or stalled).
         throw new NonRetryableError(`attempt ${started.attempt - 1} was lost (worker died or stalled) and no attempts remain`);
       }
-      const processor = this.deps.processors[started.processor];
-      if (!processor) throw new DroverError('unknown_processor', `processor "${started.processor}" is not registered on worker ${this.deps.workerId}`, { retryable: true });
-      const output = await runAttempt(processor, this.context(job, started, attempt, pendingLogs), started.options.timeoutMs, attempt.controller);
+      const output = await runAttempt(this.deps.processors[started.processor], this.context(job, started, attempt, pendingLogs), started.options.timeoutMs, attempt);
       const bad = findNonJson(output);
       if (bad) throw new NonRetryableError(`processor "${started.processor}" returned a value that is not JSON: ${bad.replace(/^\$/, 'output')}`);
       await Promise.allSettled(pendingLogs);
-      if (attempt.dropped) return this.drop(attempt, 'success');
-      metrics.stepDuration.observe({ queue }, Number(process.hrtime.bigint() - startedAt) / 1e9);
+      if (attempt.dropped) return await this.drop(job, token, attempt, 'success');
+      this.deps.metrics.stepDuration.observe({ queue }, Number(process.hrtime.bigint() - startedAt) / 1e9);
       const result = await this.succeeding.add({ stepId, lease, output: output ?? null });
-      if (!result) return this.drop(attempt, 'success');
-      metrics.stepsFinished.inc({ status: 'succeeded', queue });
+      if (!result) return await this.drop(job, token, attempt, 'success');
+      this.deps.metrics.stepsFinished.inc({ status: 'succeeded', queue });
       if (debug) this.deps.logger.debug({ stepId, runId: result.runId, promoted: result.promoted.length }, 'step succeeded');
       this.countRunFinished(result.runStatus);
       return { stepId };
     } catch (error) {
       await Promise.allSettled(pendingLogs);
-      if (attempt.dropped) return this.drop(attempt, 'failure');
-      return await this.recordFailure(job, started, lease, error);
+      if (attempt.dropped) return await this.drop(job, token, attempt, 'failure');
+      return await this.recordFailure(job, token, started, attempt, error);
     } finally {
+      // A processor that ignored its abort (timeout, cancel) holds its concurrency slot until it returns.
+      await attempt.settled;
       this.active.delete(lease);
     }
   };
+
+  /** Puts the job back for `ms` without a transition (BullMQ counts no attempt). */
+  private async delayJob(job: Job<StepJobData>, token: string | undefined, ms: number): Promise<never> {
+    await job.moveToDelayed(Date.now() + ms, token);
+    throw new DelayedError();
+  }
 
   /** One success statement for a batch, then one enqueue of every dependent it promoted. */
   private async recordSuccesses(successes: SuccessRequest[]): Promise<Map<string, StepSuccess>> {
@@ -152,28 +192,33 @@ export class StepExecutor {
     return this.deps.dispatcher;
   }
 
-  private async recordFailure(job: Job<StepJobData>, started: StartedStep, lease: string, error: unknown): Promise<never | { dropped: true }> {
+  private async recordFailure(job: Job<StepJobData>, token: string | undefined, started: StartedStep, attempt: ActiveAttempt, error: unknown): Promise<never | { dropped: true }> {
+    const { lease } = attempt;
     const queue = job.queueName;
-    metrics.attemptsFailed.inc({ queue });
+    this.deps.metrics.attemptsFailed.inc({ queue });
     const serialized = serializeError(error);
     const final = isNonRetryable(error) || started.attempt >= started.maxAttempts;
     if (final) {
       const result = await this.retry(() => this.deps.store.markStepFailed(started.id, lease, serialized, this.actor, true));
       if (!result) return this.dropFenced('failure');
-      metrics.stepsFinished.inc({ status: 'failed', queue });
-      for (const k of result.skipped) metrics.stepsFinished.inc({ status: 'skipped', queue: this.dispatcher.queueLabel(k.queue) });
-      for (const c of result.cancelled) metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(c.queue) });
+      this.deps.metrics.stepsFinished.inc({ status: 'failed', queue });
+      for (const k of result.skipped) this.deps.metrics.stepsFinished.inc({ status: 'skipped', queue: this.dispatcher.queueLabel(k.queue) });
+      for (const c of result.cancelled) this.deps.metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(c.queue) });
       this.deps.logger.warn({ stepId: started.id, runId: started.runId, attempt: started.attempt, err: serialized }, 'step failed for good');
       await this.dispatcher.remove(result.cancelled.filter((c) => c.previous === 'queued'));
       this.countRunFinished(result.runStatus);
+      await attempt.settled;
       // The one place a drover failure becomes BullMQ's "do not retry".
       throw new UnrecoverableError(serialized.message);
     }
     const retryInMs = backoffDelay(started.options.backoff, started.attempt);
     const recorded = await this.retry(() => this.deps.store.markAttemptFailed(started.id, lease, serialized, this.actor, retryInMs));
     if (!recorded) return this.dropFenced('failure');
+    const retryAt = Date.now() + retryInMs;
     this.deps.logger.warn({ stepId: started.id, attempt: started.attempt, retryInMs, err: serialized }, 'step attempt failed; retrying');
-    throw error instanceof Error ? error : new Error(serialized.message);
+    // The job stays active (and its slot taken) until a processor that ignored its abort returns.
+    await attempt.settled;
+    return this.delayJob(job, token, Math.max(0, retryAt - Date.now()));
   }
 
   private context(job: Job<StepJobData>, started: StartedStep, attempt: ActiveAttempt, pendingLogs: Promise<unknown>[]): ProcessorContext {
@@ -203,43 +248,52 @@ export class StepExecutor {
   }
 
   private countRunFinished(status: string | null): void {
-    if (status) metrics.runsFinished.inc({ status });
+    if (status) this.deps.metrics.runsFinished.inc({ status });
   }
 
-  private drop(attempt: ActiveAttempt, transition: string): { dropped: true } {
-    metrics.transitionsDropped.inc({ transition });
+  private async drop(job: Job<StepJobData>, token: string | undefined, attempt: ActiveAttempt, transition: string): Promise<{ dropped: true }> {
+    this.deps.metrics.transitionsDropped.inc({ transition });
+    await attempt.settled;
     if (attempt.dropped === 'abandoned') {
-      // Leave the job locked: BullMQ's stall detection hands it to another worker.
-      throw new AbandonedError();
+      // Hand the job straight back (BullMQ counts no attempt): another worker takes the step over.
+      // Should that fail, the job fails in BullMQ and the reconciler re-queues the step.
+      await job.moveToDelayed(Date.now(), token).catch(() => { throw new AbandonedError(); });
+      throw new DelayedError();
     }
     return { dropped: true };
   }
 
   private dropFenced(transition: string): { dropped: true } {
-    metrics.transitionsDropped.inc({ transition });
+    this.deps.metrics.transitionsDropped.inc({ transition });
     return { dropped: true };
   }
 
   private retry<T>(operation: () => Promise<T>): Promise<T> {
     return withInfraRetry(operation, {
       onRetry: (err, n) => {
-        metrics.infraRetries.inc();
+        this.deps.metrics.infraRetries.inc();
         this.deps.logger.warn({ err, attempt: n }, 'transient infrastructure error; retrying');
       },
     });
   }
 }
 
-/** Runs the processor, aborting on the step's timeout or on cancel. */
-function runAttempt(processor: Processor, ctx: ProcessorContext, timeoutMs: number | null, controller: AbortController): Promise<unknown> {
+/**
+ * Runs the processor, aborting on the step's timeout or on cancel. The
+ * attempt's `settled` resolves only when the processor has really returned
+ * (or the attempt is released at shutdown).
+ */
+function runAttempt(processor: Processor, ctx: ProcessorContext, timeoutMs: number | null, attempt: ActiveAttempt): Promise<unknown> {
+  const { controller } = attempt;
   const work = Promise.resolve().then(() => processor(ctx));
+  attempt.settled = Promise.race([work.then(() => undefined, () => undefined), attempt.released]);
   let timer: NodeJS.Timeout | undefined;
   if (timeoutMs) timer = setTimeout(() => controller.abort(new StepTimeoutError(timeoutMs)), timeoutMs);
   const aborted = new Promise<never>((_, reject) => {
     if (controller.signal.aborted) reject(controller.signal.reason);
     controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
   });
-  // A processor that ignores its signal keeps running; its late result is ignored.
+  // A processor that ignores its signal keeps running (and counting); its late result is ignored.
   work.catch(() => undefined);
   aborted.catch(() => undefined);
   return Promise.race([work, aborted]).finally(() => clearTimeout(timer));

@@ -298,13 +298,15 @@ export class StepStore {
 
   /**
    * A failed attempt that will be retried: `running` → `queued` (backing off),
-   * recording the error and a `step.attempt_failed` event. A replay (the step
-   * is `queued` still under this lease: recorded, reply lost) answers true.
+   * recording the error, when the next attempt may start (`available_at`, by
+   * Postgres' clock) and a `step.attempt_failed` event. A replay (the step is
+   * `queued` still under this lease: recorded, reply lost) answers true.
    */
   async markAttemptFailed(stepId: string, lease: string, error: SerializedError, actor: string, retryInMs: number): Promise<boolean> {
     const rows = await this.sql.query(`
       WITH s AS (
-        UPDATE drover.steps SET status = 'queued', error = $3::jsonb, queued_at = now()
+        UPDATE drover.steps SET status = 'queued', error = $3::jsonb, queued_at = now(),
+               available_at = now() + make_interval(secs => $5::int / 1000.0)
          WHERE id = $1 AND lease = $2 AND status = 'running'
         RETURNING id, run_id, attempt
       )
@@ -316,6 +318,17 @@ export class StepStore {
     if (rows.length > 0) return true;
     const replayed = await this.sql.query(`SELECT 1 FROM drover.steps WHERE id = $1 AND lease = $2 AND status = 'queued'`, [stepId, lease]);
     return replayed.length > 0;
+  }
+
+  /**
+   * How long a queued step must still back off before its next attempt may
+   * start (0: it may start now, or it is not queued in this generation).
+   */
+  async retryWaitMs(stepId: string, generation: number): Promise<number> {
+    const [row] = await this.sql.query(`
+      SELECT ceil(extract(epoch FROM available_at - now()) * 1000)::int AS wait_ms FROM drover.steps
+       WHERE id = $1 AND generation = $2 AND status = 'queued' AND attempt > 0 AND available_at > now()`, [stepId, generation]);
+    return row ? row.wait_ms : 0;
   }
 
   /**

@@ -135,6 +135,8 @@ export interface StepView {
   queuedAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
+  /** Why a queued step is not taken, when drover knows (e.g. no live worker has its processor). */
+  waitingFor?: string;
 }
 
 /** A run with its steps (`GET /api/runs/:id`). */
@@ -185,12 +187,14 @@ export interface WorkerView {
   queues: string[];
   concurrency: number;
   version: string;
+  /** Processors it registered. */
+  processors: string[];
   startedAt: string;
   lastHeartbeatAt: string;
   status: WorkerStatus;
 }
 
-/** A registered workflow (its newest version). */
+/** A registered workflow (its current version). */
 export interface WorkflowView {
   name: string;
   version: string;

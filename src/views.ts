@@ -24,8 +24,16 @@ export function toRunView(row: any): RunView {
   };
 }
 
-/** Columns selected for a step view. */
-export const STEP_COLUMNS = `id, name, processor, queue, status, depends_on, attempt, output, error, created_at, queued_at, started_at, finished_at`;
+/**
+ * Columns selected for a step view (`FROM drover.steps`). `waiting_for` says
+ * why a queued step is not taken: no active worker of its queue registered
+ * its processor (workers that lack it leave its job alone).
+ */
+export const STEP_COLUMNS = `id, name, processor, queue, status, depends_on, attempt, output, error, created_at, queued_at, started_at, finished_at,
+  CASE WHEN steps.status = 'queued' AND NOT EXISTS (
+         SELECT 1 FROM drover.workers w
+          WHERE w.status = 'active' AND steps.queue = ANY (w.queues) AND steps.processor = ANY (w.processors))
+       THEN 'no live worker has processor ' || steps.processor || ' for queue ' || steps.queue END AS waiting_for`;
 
 /** A `drover.steps` row as the API shows it. */
 export function toStepView(row: any): StepView {
@@ -43,6 +51,7 @@ export function toStepView(row: any): StepView {
     queuedAt: isoTime(row.queued_at),
     startedAt: isoTime(row.started_at),
     finishedAt: isoTime(row.finished_at),
+    ...(row.waiting_for ? { waitingFor: row.waiting_for as string } : {}),
   };
 }
 
@@ -55,6 +64,7 @@ export function toWorkerView(row: any): WorkerView {
     queues: row.queues,
     concurrency: row.concurrency,
     version: row.version,
+    processors: row.processors ?? [],
     startedAt: isoTime(row.started_at)!,
     lastHeartbeatAt: isoTime(row.last_heartbeat_at)!,
     status: row.status,

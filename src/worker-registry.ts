@@ -9,6 +9,8 @@ export interface WorkerInfo {
   queues: string[];
   concurrency: number;
   version: string;
+  /** Names of the processors it has. */
+  processors: string[];
 }
 
 /**
@@ -18,12 +20,16 @@ export interface WorkerInfo {
 export class WorkerRegistry {
   constructor(private readonly sql: Sql) {}
 
+  /** Registers a worker; a reused id is replaced by what this process says about itself. */
   async register(info: WorkerInfo): Promise<void> {
     await this.sql.query(`
-      INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status)
-      VALUES ($1, $2, $3, $4, $5, $6, 'active')
-      ON CONFLICT (id) DO UPDATE SET status = 'active', last_heartbeat_at = now(), stopped_at = NULL`,
-    [info.id, os.hostname(), process.pid, info.queues, info.concurrency, info.version]);
+      INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, processors, status)
+      VALUES ($1, $2, $3, $4, $5, $6, $7, 'active')
+      ON CONFLICT (id) DO UPDATE SET
+        hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, queues = EXCLUDED.queues, concurrency = EXCLUDED.concurrency,
+        version = EXCLUDED.version, processors = EXCLUDED.processors, status = 'active',
+        started_at = now(), last_heartbeat_at = now(), stopped_at = NULL`,
+    [info.id, os.hostname(), process.pid, info.queues, info.concurrency, info.version, info.processors]);
   }
 
   /** Refreshes the heartbeat (and revives a worker wrongly marked gone). */

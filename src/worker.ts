@@ -8,6 +8,7 @@ import { resolveModule } from './definitions';
 import { Dispatcher } from './dispatcher';
 import { ConfigError } from './errors';
 import { silentLogger, type Logger } from './logger';
+import { Metrics } from './metrics';
 import { QueueBackend } from './queue-backend';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
 import { StepExecutor } from './step-executor';
@@ -52,6 +53,8 @@ export interface WorkerOptions {
   /** Postgres pool size. Default concurrency + 4. */
   poolSize?: number;
   logger?: Logger;
+  /** Where counters go (`Drover.createWorker` passes the Drover's). Default: a `Metrics` of its own. */
+  metrics?: Metrics;
 }
 
 type WorkerState = 'idle' | 'running' | 'closing' | 'closed';
@@ -74,10 +77,16 @@ export class DroverWorker {
   private backend?: QueueBackend;
   private executor?: StepExecutor;
   private registry?: WorkerRegistry;
+  private readonly metrics: Metrics;
   private reconciler?: Reconciler;
   private bullWorkers: BullWorker[] = [];
+  /** Periodic tasks that run until the last attempt settles; the reconciler stops first. */
   private timers: NodeJS.Timeout[] = [];
+  /** Periodic tasks in progress (awaited before the connections close). */
+  private readonly inFlight = new Set<Promise<unknown>>();
   private closing?: Promise<void>;
+  /** Set once its queue connections are up (a store that never answered has nothing to drain). */
+  private consuming = false;
 
   constructor(private readonly options: WorkerOptions) {
     if (!options.databaseUrl) throw new ConfigError('createWorker: databaseUrl is required');
@@ -97,6 +106,7 @@ export class DroverWorker {
     this.queues = queues;
     this.id = options.id ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.logger = (options.logger ?? silentLogger).child({ worker: this.id });
+    this.metrics = options.metrics ?? new Metrics();
   }
 
   /** Connects, registers, and starts consuming. Resolves once the worker is consuming. */
@@ -107,14 +117,18 @@ export class DroverWorker {
     this.ds = createDataSource({ url: o.databaseUrl, poolSize: o.poolSize ?? this.concurrency + 4, applicationName: 'drover-worker' });
     await this.ds.initialize();
     this.sql = Sql.fromDataSource(this.ds);
-    this.sql.pool.on('error', (err) => this.logger.warn({ err }, 'idle Postgres connection error'));
-    this.backend = new QueueBackend({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, namespace: o.namespace });
+    // An idle connection dropped by the server (a restart; our own shutdown): the pool replaces it.
+    this.sql.pool.on('error', (err) => {
+      if (this.state === 'running') this.logger.warn({ reason: err.message }, 'idle Postgres connection lost');
+    });
+    const backend = new QueueBackend({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, namespace: o.namespace, logger: this.logger });
+    this.backend = backend;
     const store = new StepStore(this.sql);
     const dispatcher = new Dispatcher(this.backend, this.logger);
     await new WorkflowRegistry(this.sql).register(this.workflows);
     this.registry = new WorkerRegistry(this.sql);
-    await this.registry.register({ id: this.id, queues: this.queues, concurrency: this.concurrency, version: VERSION });
-    this.executor = new StepExecutor({ sql: this.sql, store, dispatcher, processors: this.processors, workerId: this.id, logger: this.logger });
+    await this.registry.register({ id: this.id, queues: this.queues, concurrency: this.concurrency, version: VERSION, processors: Object.keys(this.processors) });
+    this.executor = new StepExecutor({ sql: this.sql, store, dispatcher, processors: this.processors, workerId: this.id, logger: this.logger, metrics: this.metrics });
 
     for (const queue of this.queues) {
       const worker = this.backend.createWorker(queue, this.executor.process, {
@@ -124,16 +138,22 @@ export class DroverWorker {
         maxStalledCount: 5,
         autorun: false,
       });
-      worker.on('error', (err) => this.logger.warn({ err, queue }, 'queue worker error'));
+      // An unreachable store is reported once per outage (no stack), other errors as they come.
+      worker.on('error', (err) => {
+        if (!backend.reportError(err)) this.logger.warn({ err, queue }, 'queue worker error');
+      });
+      worker.on('ready', () => backend.reportReachable());
       this.bullWorkers.push(worker);
     }
     for (const worker of this.bullWorkers) void worker.run().catch((err) => this.logger.error({ err }, 'queue worker stopped'));
     await Promise.all(this.bullWorkers.map((w) => w.waitUntilReady()));
+    this.consuming = true;
+    backend.reportReachable();
 
     this.every(o.heartbeatIntervalMs ?? 5000, () => this.registry!.heartbeat(this.id));
     this.every(o.leaseCheckIntervalMs ?? 500, () => this.checkLeases());
     if (o.reconciler !== false) {
-      this.reconciler = new Reconciler({ sql: this.sql, backend: this.backend, store, dispatcher, logger: this.logger, queues: this.queues }, o.reconciler ?? {});
+      this.reconciler = new Reconciler({ sql: this.sql, backend: this.backend, store, dispatcher, logger: this.logger, metrics: this.metrics, queues: this.queues }, o.reconciler ?? {});
       this.reconciler.start();
     }
     this.logger.info({ queues: this.queues, concurrency: this.concurrency, backend: this.backend.kind }, 'worker started');
@@ -141,9 +161,11 @@ export class DroverWorker {
 
   /**
    * Graceful shutdown: stop taking jobs, let active steps finish within the
-   * grace period, then close connections. A step still running at the deadline
-   * is abandoned without writing anything: BullMQ's stall detection and the
-   * fence hand it to another worker.
+   * grace period, then close connections. Heartbeats and lease checks go on
+   * while it drains, so a cancel still aborts a running step. A step still
+   * running at the deadline is abandoned without writing anything: its job goes
+   * back to the queue and another worker takes the step over (the fence drops
+   * whatever the abandoned attempt still does).
    */
   close(): Promise<void> {
     if (!this.closing) this.closing = this.shutdown();
@@ -156,16 +178,18 @@ export class DroverWorker {
       return;
     }
     this.state = 'closing';
-    for (const t of this.timers) clearInterval(t);
     await this.reconciler?.stop();
     const grace = this.options.gracePeriodMs ?? 30_000;
-    const drained = Promise.all(this.bullWorkers.map((w) => w.close()));
+    // Closed while still waiting for an unreachable store: no job can be active, so do not wait for one.
+    const drained = Promise.all(this.bullWorkers.map((w) => w.close(!this.consuming)));
     const timedOut = await Promise.race([drained.then(() => false), sleep(grace).then(() => true)]);
     if (timedOut) {
       this.logger.warn({ active: this.executor?.activeAttempts().length }, 'grace period over; abandoning active steps');
       this.executor?.abandonAll();
       await Promise.race([Promise.all(this.bullWorkers.map((w) => w.close(true))), sleep(5000)]);
     }
+    for (const t of this.timers) clearInterval(t);
+    await Promise.all(this.inFlight);
     await this.registry?.markStopped(this.id).catch((err) => this.logger.warn({ err }, 'could not mark worker stopped'));
     await this.backend?.close();
     await this.ds?.destroy().catch(() => undefined);
@@ -186,11 +210,15 @@ export class DroverWorker {
   }
 
   private every(ms: number, task: () => Promise<unknown>): void {
-    let busy = false;
+    let busy: Promise<unknown> | undefined;
     const timer = setInterval(() => {
-      if (busy || this.state !== 'running') return;
-      busy = true;
-      task().catch((err) => this.logger.warn({ err }, 'periodic task failed')).finally(() => { busy = false; });
+      if (busy || (this.state !== 'running' && this.state !== 'closing')) return;
+      const run: Promise<unknown> = task().catch((err) => this.logger.warn({ err }, 'periodic task failed')).finally(() => {
+        busy = undefined;
+        this.inFlight.delete(run);
+      });
+      busy = run;
+      this.inFlight.add(run);
     }, ms);
     timer.unref();
     this.timers.push(timer);

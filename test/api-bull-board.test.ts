@@ -11,7 +11,7 @@ describeEachBackend('Bull Board over the step queues', (backend) => {
 
   beforeEach(async () => {
     engine = await createEngine(backend);
-    auth = { authorization: `Bearer ${(await new ApiKeyStore(engine.drover.sql).create('board')).key}` };
+    auth = { authorization: `Bearer ${(await new ApiKeyStore(engine.sql).create('board')).key}` };
     server = await startServer({ drover: engine.drover, port: 0, queueRefreshIntervalMs: 100 });
   });
   afterEach(async () => {
@@ -38,9 +38,9 @@ describeEachBackend('Bull Board over the step queues', (backend) => {
     const name = encodeURIComponent(`${engine.namespace}.default`);
     const paused = await http(`${server.url}/admin/queues/api/queues/${name}/pause`, { method: 'PUT', headers: auth });
     expect(paused.status).toBe(200);
-    expect(await engine.drover.backend.queue('default').isPaused()).toBe(true);
+    expect(await engine.backend.queue('default').isPaused()).toBe(true);
     await http(`${server.url}/admin/queues/api/queues/${name}/resume`, { method: 'PUT', headers: auth });
-    expect(await engine.drover.backend.queue('default').isPaused()).toBe(false);
+    expect(await engine.backend.queue('default').isPaused()).toBe(false);
     const listed = await http(`${server.url}/admin/queues/api/queues?activeQueue=${name}&status=latest`, { headers: auth });
     const queue = listed.body.queues.find((q: { name: string }) => q.name === `${engine.namespace}.default`);
     expect(queue.readOnlyMode).toBe(false);
@@ -48,6 +48,6 @@ describeEachBackend('Bull Board over the step queues', (backend) => {
     expect(jobs).toContain(run.id);
     // Without a key, Bull Board's own API is closed too.
     expect((await http(`${server.url}/admin/queues/api/queues/${name}/pause`, { method: 'PUT' })).status).toBe(401);
-    expect(await engine.drover.backend.queue('default').isPaused()).toBe(false);
+    expect(await engine.backend.queue('default').isPaused()).toBe(false);
   });
 });

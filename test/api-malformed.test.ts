@@ -152,7 +152,7 @@ describe('malformed requests', () => {
     const namespace = uniqueNamespace();
     drover = await Drover.connect({ databaseUrl, redisUrl: testRedisUrl(), namespace });
     await drover.registerWorkflows([{ name: 'one', steps: [{ name: 's', processor: 'p' }] }]);
-    key = (await new ApiKeyStore(drover.sql).create('fuzz')).key;
+    key = (await drover.apiKeys.create('fuzz')).key;
     server = await spawnDrover(['server'], cliEnv({ DATABASE_URL: databaseUrl, REDIS_URL: testRedisUrl(), PORT: '0', DROVER_NAMESPACE: namespace }));
   });
   afterAll(async () => {

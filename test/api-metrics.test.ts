@@ -32,7 +32,7 @@ describe('/metrics of drover start', () => {
     const namespace = uniqueNamespace();
     queue = `${namespace}.default`;
     drover = await Drover.connect({ databaseUrl, redisUrl: testRedisUrl(), namespace });
-    key = (await new ApiKeyStore(drover.sql).create('metrics')).key;
+    key = (await drover.apiKeys.create('metrics')).key;
     proc = await spawnDrover(['start', '--module', MODULE], cliEnv({
       DATABASE_URL: databaseUrl, REDIS_URL: testRedisUrl(), PORT: '0', DROVER_NAMESPACE: namespace,
     }));

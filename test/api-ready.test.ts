@@ -38,7 +38,7 @@ describe('/ready follows Postgres going away and coming back', () => {
     // No REDIS_URL: the queues live in this Postgres too, so both checks depend on it.
     await migrate(url, { queueBackend: 'postgres' });
     const drover = await Drover.connect({ databaseUrl: url });
-    key = (await new ApiKeyStore(drover.sql).create('ready')).key;
+    key = (await drover.apiKeys.create('ready')).key;
     await drover.close();
   });
   afterAll(async () => {

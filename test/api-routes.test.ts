@@ -32,7 +32,7 @@ describeEachBackend('the HTTP API routes', (backend) => {
       },
       queues: ['default', 'cpu'],
     });
-    key = (await new ApiKeyStore(engine.drover.sql).create('routes-test')).key;
+    key = (await new ApiKeyStore(engine.sql).create('routes-test')).key;
     server = await spawnDrover(['server'], cliEnv({
       DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor(backend), PORT: '0', DROVER_NAMESPACE: engine.namespace,
     }));

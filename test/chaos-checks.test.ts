@@ -6,16 +6,20 @@ import { checkInvariants, checkPostgresLog } from '../chaos/checks';
 import type { RunRecord } from '../chaos/producer';
 import { CHAOS_SCHEMA_SQL, CHAOS_WORKFLOWS } from '../chaos/workflows';
 import { Drover } from '../src/drover';
+import { QueueBackend } from '../src/queue-backend';
 import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
 
 // The chaos checker must itself catch what it claims to: a suite that cannot fail proves nothing.
 describe('chaos invariant checker', () => {
   let drover: Drover;
+  let queues: QueueBackend;
   let pool: Pool;
 
   beforeEach(async () => {
     const databaseUrl = await createTestDatabase();
-    drover = await Drover.connect({ databaseUrl, redisUrl: testRedisUrl(), namespace: uniqueNamespace('chk') });
+    const namespace = uniqueNamespace('chk');
+    drover = await Drover.connect({ databaseUrl, redisUrl: testRedisUrl(), namespace });
+    queues = new QueueBackend({ databaseUrl, redisUrl: testRedisUrl(), namespace });
     pool = new Pool({ connectionString: databaseUrl, max: 2 });
     await pool.query(CHAOS_SCHEMA_SQL);
     await drover.registerWorkflows(CHAOS_WORKFLOWS);
@@ -23,6 +27,7 @@ describe('chaos invariant checker', () => {
   afterEach(async () => {
     await pool.end();
     await drover.close();
+    await queues.close();
   });
 
   const record = (key: string, kind: RunRecord['kind'], ...ids: string[]): RunRecord => ({ key, kind, ids: new Set(ids), submissions: 1 });
@@ -33,9 +38,9 @@ describe('chaos invariant checker', () => {
     await drover.cancelRun(cancelled.id);
     const [step] = await pool.query(`SELECT id, generation FROM drover.steps WHERE run_id = $1`, [cancelled.id]).then((r) => r.rows);
     await pool.query(`INSERT INTO drover.audit_events (type, run_id, step_id, actor) VALUES ('step.succeeded', $1, $2, 'test'), ('step.succeeded', $1, $2, 'test')`, [cancelled.id, step.id]);
-    await drover.backend.queue('default').add('chaos.work', { stepId: step.id, runId: cancelled.id, generation: step.generation }, { jobId: `${step.id}-g${step.generation}`, delay: 60_000 });
+    await queues.queue('default').add('chaos.work', { stepId: step.id, runId: cancelled.id, generation: step.generation }, { jobId: `${step.id}-g${step.generation}`, delay: 60_000 });
 
-    const result = await checkInvariants(pool, drover.backend, [
+    const result = await checkInvariants(pool, queues, [
       record('k-open', 'chain', open.id),
       record('k-cancel', 'probe', cancelled.id),
       record('k-split', 'chain', open.id, cancelled.id),
@@ -51,7 +56,7 @@ describe('chaos invariant checker', () => {
   });
 
   it('passes a clean trail', async () => {
-    const result = await checkInvariants(pool, drover.backend, []);
+    const result = await checkInvariants(pool, queues, []);
     expect(result.violations).toEqual([]);
   });
 });

@@ -18,13 +18,15 @@ describeEachBackend('the reconciler keeps what is left of a lost job\'s delay', 
   const ROUNDING_MS = 3;
 
   const reconcile = () => new Reconciler({
-    sql: engine.drover.sql, backend: engine.drover.backend, store: new StepStore(engine.drover.sql),
-    dispatcher: new Dispatcher(engine.drover.backend, silentLogger), logger: silentLogger, queues: ['default'],
+    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
+    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
   }, { queuedGraceMs: 0 }).reconcile();
 
-  /** Moves the queued step of a run `ms` into the past, as if it had waited that long. */
-  const waited = (runId: string, ms: number) => engine.drover.sql.query(
-    `UPDATE drover.steps SET queued_at = queued_at - make_interval(secs => $2::double precision / 1000) WHERE run_id = $1`, [runId, ms]);
+  /** Moves the queued step of a run (and when its retry may start) `ms` into the past, as if it had waited that long. */
+  const waited = (runId: string, ms: number) => engine.sql.query(`
+    UPDATE drover.steps SET queued_at = queued_at - make_interval(secs => $2::double precision / 1000),
+           available_at = available_at - make_interval(secs => $2::double precision / 1000)
+     WHERE run_id = $1`, [runId, ms]);
 
   /**
    * The queue loses the step's job; one pass re-creates it. Checks the new job
@@ -33,8 +35,8 @@ describeEachBackend('the reconciler keeps what is left of a lost job\'s delay', 
    * between reading the row and adding the job. Returns the new job's delay.
    */
   const lostJobDueAfter = async (runId: string, totalMs: number): Promise<number> => {
-    const [step] = await engine.drover.sql.query(`SELECT id, generation, queued_at FROM drover.steps WHERE run_id = $1 AND status = 'queued'`, [runId]);
-    const queue = engine.drover.backend.queue('default');
+    const [step] = await engine.sql.query(`SELECT id, generation, queued_at FROM drover.steps WHERE run_id = $1 AND status = 'queued'`, [runId]);
+    const queue = engine.backend.queue('default');
     await queue.remove(jobIdOf(step.id, step.generation)); // the queue lost it (Redis restarted empty)
     const passStarted = Date.now();
     await reconcile();
@@ -64,8 +66,8 @@ describeEachBackend('the reconciler keeps what is left of a lost job\'s delay', 
   it('a retry backoff', async () => {
     await engine.drover.registerWorkflows([{ name: 'backoff', steps: [{ name: 'a', processor: 'noop', backoff: { type: 'fixed', delayMs: 3000 } }] }]);
     const run = await engine.drover.createRun({ workflow: 'backoff' });
-    // As markAttemptFailed leaves it: attempt 1 failed, queued again for its backoff (500 ms ago).
-    await engine.drover.sql.query(`UPDATE drover.steps SET attempt = 1, queued_at = now() WHERE run_id = $1`, [run.id]);
+    // As markAttemptFailed leaves it: attempt 1 failed, queued again, its retry available after the 3 s backoff (500 ms ago).
+    await engine.sql.query(`UPDATE drover.steps SET attempt = 1, queued_at = now(), available_at = now() + interval '3 seconds' WHERE run_id = $1`, [run.id]);
     await waited(run.id, 500);
     expect(await lostJobDueAfter(run.id, 3000)).toBeGreaterThan(0);
   });

@@ -33,7 +33,7 @@ describe('DroverClient against a real server', () => {
       workflows,
       processors: { echo: echo(), hold: async (ctx: ProcessorContext) => { await sleep(holdMs, ctx.signal); return { held: holdMs }; } },
     });
-    const key = (await new ApiKeyStore(engine.drover.sql).create('client-test')).key;
+    const key = (await new ApiKeyStore(engine.sql).create('client-test')).key;
     server = await spawnDrover(['server'], cliEnv({
       DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor('redis'), PORT: '0', DROVER_NAMESPACE: engine.namespace,
     }));

@@ -54,15 +54,15 @@ describeEachBackend('cancel', (backend) => {
     expect(audit.some((e) => e.type === 'step.succeeded')).toBe(false);
     // The delayed job of "side" left the queue.
     const side = run.steps[2];
-    expect(await engine.drover.backend.queue('default').getJobState(`${side.id}-g0`)).toBe('unknown');
+    expect(await engine.backend.queue('default').getJobState(`${side.id}-g0`)).toBe('unknown');
   });
 
   it('refuses to cancel a finished run, and answers not_found for unknown ids', async () => {
     await engine.startWorker({ workflows: [{ name: 'quick', steps: [{ name: 'a', processor: 'noop' }] }], processors: { noop: async () => 1 } });
     const run = await engine.drover.waitForRun((await engine.drover.createRun({ workflow: 'quick' })).id);
-    await expect(engine.drover.cancelRun(run.id)).rejects.toMatchObject({ status: 409, code: 'invalid_state' });
-    await expect(engine.drover.cancelRun('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({ status: 404, code: 'not_found' });
-    await expect(engine.drover.cancelRun('not-a-uuid')).rejects.toMatchObject({ status: 404, code: 'not_found' });
+    await expect(engine.drover.cancelRun(run.id)).rejects.toMatchObject({ name: 'InvalidStateError', code: 'invalid_state' });
+    await expect(engine.drover.cancelRun('00000000-0000-4000-8000-000000000000')).rejects.toMatchObject({ name: 'NotFoundError', code: 'not_found' });
+    await expect(engine.drover.cancelRun('not-a-uuid')).rejects.toMatchObject({ name: 'NotFoundError', code: 'not_found' });
     expect((await engine.drover.getRun(run.id)).status).toBe('succeeded');
   });
 });

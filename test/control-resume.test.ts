@@ -44,7 +44,7 @@ describeEachBackend('resume (retryRun)', (backend) => {
     expect(audit.filter((t) => t === 'run.retried')).toHaveLength(1);
     expect(audit.indexOf('run.failed')).toBeLessThan(audit.indexOf('run.retried'));
     expect(audit[audit.length - 1]).toBe('run.succeeded');
-    await expect(engine.drover.retryRun(run.id)).rejects.toMatchObject({ status: 409, code: 'invalid_state' });
+    await expect(engine.drover.retryRun(run.id)).rejects.toMatchObject({ name: 'InvalidStateError', code: 'invalid_state' });
   });
 
   it('resumes a cancelled run from where it stopped', async () => {

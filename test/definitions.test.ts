@@ -59,6 +59,27 @@ describe('workflow definitions', () => {
     expect(error.message).toBe('workflow "loop": dependency cycle a → b → c → a');
   });
 
+  // Listed last step first, so a depth-first search walks the whole chain from its first visit.
+  const chain = (length: number) => Array.from({ length }, (_, k) => {
+    const i = length - 1 - k;
+    return { name: `s${i}`, processor: 'p', dependsOn: i ? [`s${i - 1}`] : [] };
+  });
+
+  it('validates a 10,000-step chain without overflowing the stack', () => {
+    expect(resolveWorkflow({ name: 'chain', steps: chain(10_000) }).steps).toHaveLength(10_000);
+  });
+
+  it('names a cycle deep in a 10,000-step chain', () => {
+    const steps = chain(10_000);
+    // s5 also depends on s9999, closing a loop s5 → … → s9999 → s5 at the far end of the walk.
+    steps.find((s) => s.name === 's5')!.dependsOn.push('s9999');
+    const error = errorOf(() => resolveWorkflow({ name: 'long', steps }));
+    const cycle = (error.details as { cycle: string[] }).cycle;
+    expect(cycle).toHaveLength(9996);
+    expect([...cycle.slice(0, 3), ...cycle.slice(-2)]).toEqual(['s9999', 's5', 's6', 's9998', 's9999']);
+    expect(error.message.startsWith('workflow "long": dependency cycle s9999 → s5 → s6 → s7')).toBe(true);
+  });
+
   it('checks processors of a module', () => {
     const wf = defineWorkflow({ name: 'w', steps: [{ name: 'a', processor: 'known' }, { name: 'b', processor: 'missing' }] });
     expect(errorOf(() => resolveModule({ workflows: [wf], processors: { known: defineProcessor(noop) } })).message)

@@ -1,11 +1,10 @@
 import { describeEachBackend } from './helpers/env';
 import { createEngine, type EngineHarness } from './helpers/engine';
-import { metrics } from '../src/metrics';
 import { Calls, echo, fatal, sleep } from './helpers/fixtures';
 
-/** This process's count of finished steps with a status, on one queue. */
-async function finished(status: string, queue: string): Promise<number> {
-  const { values } = await metrics.stepsFinished.get();
+/** The count of finished steps with a status on one queue, in the metrics the test's Drover and workers share. */
+async function finished(engine: EngineHarness, status: string, queue: string): Promise<number> {
+  const { values } = await engine.drover.metrics.stepsFinished.get();
   return values.filter((v) => v.labels.status === status && v.labels.queue === queue).reduce((a, v) => a + v.value, 0);
 }
 
@@ -44,7 +43,7 @@ describeEachBackend('failing branches', (backend) => {
     const audit = (await engine.drover.getAudit(run.id)).items;
     expect(audit.filter((e) => e.type === 'step.skipped')).toHaveLength(2);
     expect(audit[audit.length - 1].type).toBe('run.failed');
-    expect([await finished('succeeded', queue), await finished('failed', queue), await finished('skipped', queue)]).toEqual([3, 1, 2]);
+    expect([await finished(engine, 'succeeded', queue), await finished(engine, 'failed', queue), await finished(engine, 'skipped', queue)]).toEqual([3, 1, 2]);
   });
 
   it('with failFast cancels the rest of the run', async () => {

@@ -15,9 +15,9 @@ describeEachBackend('idempotency keys', (backend) => {
     const ids = new Set(results.map((r) => r.run.id));
     expect(ids.size).toBe(1);
     expect(results.filter((r) => r.created)).toHaveLength(1);
-    const [{ n }] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM drover.runs`);
+    const [{ n }] = await engine.sql.query(`SELECT count(*)::int AS n FROM drover.runs`);
     expect(n).toBe(1);
-    const [{ events }] = await engine.drover.sql.query(`SELECT count(*)::int AS events FROM drover.audit_events WHERE type = 'run.created'`);
+    const [{ events }] = await engine.sql.query(`SELECT count(*)::int AS events FROM drover.audit_events WHERE type = 'run.created'`);
     expect(events).toBe(1);
   });
 

@@ -20,7 +20,7 @@ describeEachBackend('bad input', (backend) => {
   }
 
   async function counts() {
-    const [row] = await engine.drover.sql.query(`SELECT (SELECT count(*) FROM drover.runs)::int AS runs,
+    const [row] = await engine.sql.query(`SELECT (SELECT count(*) FROM drover.runs)::int AS runs,
       (SELECT count(*) FROM drover.steps)::int AS steps, (SELECT count(*) FROM drover.audit_events)::int AS audit`);
     return row;
   }
@@ -81,7 +81,7 @@ describeEachBackend('bad input', (backend) => {
     const logIndex = audit.findIndex((e) => e.type === 'step.log');
     expect(logIndex).toBeLessThan(audit.findIndex((e) => e.type === 'step.succeeded'));
     const jobId = `${run.steps[0].id}-g0`;
-    const logs = await engine.drover.backend.queue('default').getJobLogs(jobId);
+    const logs = await engine.backend.queue('default').getJobLogs(jobId);
     expect(logs.logs).toEqual(['hello', 'world']);
   });
 });

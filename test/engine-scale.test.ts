@@ -28,7 +28,7 @@ describeEachBackend('many runs on several workers', (backend) => {
       const run = await engine.drover.waitForRun(item.id!, { timeoutMs: 90_000 });
       expect(run.status).toBe('succeeded');
     }
-    const [counts] = await engine.drover.sql.query(`
+    const [counts] = await engine.sql.query(`
       SELECT count(*)::int AS steps,
              count(*) FILTER (WHERE status = 'succeeded')::int AS succeeded,
              (SELECT count(*)::int FROM drover.audit_events WHERE type = 'step.succeeded') AS succeeded_events,
@@ -38,7 +38,7 @@ describeEachBackend('many runs on several workers', (backend) => {
     expect(counts).toEqual({ steps: 1000, succeeded: 1000, succeeded_events: 1000, doubled: 0 });
     // At-least-once execution is allowed, but nothing was redelivered here.
     expect(calls.total()).toBe(1000);
-    const workersUsed = await engine.drover.sql.query(`SELECT count(DISTINCT worker_id)::int AS n FROM drover.steps`);
+    const workersUsed = await engine.sql.query(`SELECT count(DISTINCT worker_id)::int AS n FROM drover.steps`);
     expect(workersUsed[0].n).toBe(3);
   }, 120_000);
 });

@@ -40,7 +40,7 @@ describeEachBackend('a Postgres restart during work', (backend) => {
     });
     const batch = await engine.drover.createRuns(Array.from({ length: 30 }, () => ({ workflow: 'steady' })));
     await eventually(async () => {
-      const [r] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM drover.steps WHERE status = 'succeeded'`);
+      const [r] = await engine.sql.query(`SELECT count(*)::int AS n FROM drover.steps WHERE status = 'succeeded'`);
       return r.n >= 10;
     }, 20_000, 'some progress');
 
@@ -55,7 +55,7 @@ describeEachBackend('a Postgres restart during work', (backend) => {
     const after = await engine.drover.waitForRun((await engine.drover.createRun({ workflow: 'steady' })).id, { timeoutMs: 30_000 });
     expect(after.status).toBe('succeeded');
     expect(after.steps.every((s) => s.attempts >= 1)).toBe(true);
-    const [doubled] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM (SELECT step_id FROM drover.audit_events
+    const [doubled] = await engine.sql.query(`SELECT count(*)::int AS n FROM (SELECT step_id FROM drover.audit_events
       WHERE type = 'step.succeeded' GROUP BY step_id HAVING count(*) > 1) x`);
     expect(doubled.n).toBe(0);
     expect(worker.queues).toEqual(['default']);

@@ -44,15 +44,15 @@ describeEachBackend('the reconciler', (backend) => {
   afterEach(async () => { await engine.close(); });
 
   const reconcilerFor = () => new Reconciler({
-    sql: engine.drover.sql, backend: engine.drover.backend, store: new StepStore(engine.drover.sql),
-    dispatcher: new Dispatcher(engine.drover.backend, silentLogger), logger: silentLogger, queues: ['default'],
+    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
+    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
   }, { queuedGraceMs: 0 });
 
   it('enqueues a step whose commit happened but whose enqueue never did', async () => {
     const wf = { name: 'lost', steps: [{ name: 'a', processor: 'noop' }] };
     await engine.drover.registerWorkflows([wf]);
-    const sql = engine.drover.sql;
-    const crashing = new RunService(sql, new RunStore(sql), new WorkflowRegistry(sql), new CrashingDispatcher(engine.drover.backend, silentLogger), silentLogger);
+    const sql = engine.sql;
+    const crashing = new RunService(sql, new RunStore(sql), new WorkflowRegistry(sql), new CrashingDispatcher(engine.backend, silentLogger), silentLogger, engine.drover.metrics);
     const { run } = await crashing.createRun({ workflow: 'lost' }, 'test');
     const calls = new Calls();
     await engine.startWorker({ workflows: [wf], processors: { noop: async (ctx) => { calls.record(ctx.step.name); return 'done'; } }, reconciler: FAST_RECONCILER });
@@ -68,40 +68,40 @@ describeEachBackend('the reconciler', (backend) => {
     await engine.drover.registerWorkflows([wf]);
     const run = await engine.drover.createRun({ workflow: 'settled' });
     // Crash injected between the step's success and the run's finish: the job is gone, the run still open.
-    await engine.drover.sql.query(`UPDATE drover.steps SET status = 'succeeded', output = '7'::jsonb, finished_at = now() WHERE run_id = $1`, [run.id]);
-    await engine.drover.sql.query(`UPDATE drover.runs SET open_steps = 0 WHERE id = $1`, [run.id]);
+    await engine.sql.query(`UPDATE drover.steps SET status = 'succeeded', output = '7'::jsonb, finished_at = now() WHERE run_id = $1`, [run.id]);
+    await engine.sql.query(`UPDATE drover.runs SET open_steps = 0 WHERE id = $1`, [run.id]);
     const report = await reconcilerFor().reconcile();
     expect(report).toMatchObject({ ran: true, runsFinished: 1, jobsRemoved: 1 });
     const after = await engine.drover.getRun(run.id);
     expect(after).toMatchObject({ status: 'succeeded', output: { a: 7 } });
     expect((await engine.drover.getAudit(run.id)).items.pop()).toMatchObject({ type: 'run.succeeded', actor: 'reconciler' });
-    expect(await engine.drover.backend.queue('default').getJobState(`${after.steps[0].id}-g0`)).toBe('unknown');
+    expect(await engine.backend.queue('default').getJobState(`${after.steps[0].id}-g0`)).toBe('unknown');
   });
 
   it('re-queues a step left running whose job BullMQ already finished (a dropped result)', async () => {
     const wf = { name: 'dropped', steps: [{ name: 'a', processor: 'noop' }] };
     await engine.drover.registerWorkflows([wf]);
     // A live worker holds the step, but its attempt's result was dropped: the job completed, the row says running.
-    await engine.drover.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status)
+    await engine.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status)
       VALUES ('alive', 'h', 1, '{default}', 1, '0', 'active')`);
     const run = await engine.drover.createRun({ workflow: 'dropped' });
-    const [step] = await engine.drover.sql.query(`SELECT id FROM drover.steps WHERE run_id = $1`, [run.id]);
-    await new StepStore(engine.drover.sql).markStepRunning(step.id, 0, randomUUID(), 'alive');
-    const raw = engine.drover.backend.createWorker('default', async () => ({ dropped: true }), { concurrency: 1 });
+    const [step] = await engine.sql.query(`SELECT id FROM drover.steps WHERE run_id = $1`, [run.id]);
+    await new StepStore(engine.sql).markStepRunning(step.id, 0, randomUUID(), 'alive');
+    const raw = engine.backend.createWorker('default', async () => ({ dropped: true }), { concurrency: 1 });
     const jobId = `${step.id}-g0`;
-    await eventually(async () => (await engine.drover.backend.queue('default').getJobState(jobId)) === 'completed', 10_000, 'the job to complete');
+    await eventually(async () => (await engine.backend.queue('default').getJobState(jobId)) === 'completed', 10_000, 'the job to complete');
     await raw.close();
 
     const report = await reconcilerFor().reconcile();
     expect(report.requeued).toBe(1);
-    const [row] = await engine.drover.sql.query(`SELECT status FROM drover.steps WHERE id = $1`, [step.id]);
+    const [row] = await engine.sql.query(`SELECT status FROM drover.steps WHERE id = $1`, [step.id]);
     expect(row.status).toBe('queued');
-    expect(await engine.drover.backend.queue('default').getJobState(jobId)).toBe('waiting');
+    expect(await engine.backend.queue('default').getJobState(jobId)).toBe('waiting');
     expect((await engine.drover.getAudit(run.id)).items.pop()).toMatchObject({ type: 'step.requeued', actor: 'reconciler' });
   });
 
   it('never runs two passes at once', async () => {
-    const client = await engine.drover.sql.pool.connect();
+    const client = await engine.sql.pool.connect();
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock(7312004512)');
@@ -119,7 +119,7 @@ describeEachBackend('the reconciler', (backend) => {
     await engine.startWorker({ workflows: [wf], processors: { noop: async () => null } });
     await stopped.close();
     // A worker that stopped heartbeating without closing (its process was killed).
-    await engine.drover.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status, last_heartbeat_at)
+    await engine.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status, last_heartbeat_at)
       VALUES ('silent', 'h', 1, '{default}', 1, '0', 'active', now() - interval '1 minute')`);
     const report = await reconcilerFor().reconcile();
     expect(report.workersGone).toBe(1);
@@ -139,42 +139,42 @@ describeEachBackend('the reconciler behind a backlog larger than its batch', (ba
   const BACKLOG = 60;
   const wf = { name: 'backlog', steps: [{ name: 'a', processor: 'noop' }] };
   const reconciler = () => new Reconciler({
-    sql: engine.drover.sql, backend: engine.drover.backend, store: new StepStore(engine.drover.sql),
-    dispatcher: new Dispatcher(engine.drover.backend, silentLogger), logger: silentLogger, queues: ['default'],
+    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
+    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
   }, { queuedGraceMs: 0, batchSize: BATCH });
   /** Runs delayed an hour: their steps are queued, their jobs delayed (live). */
   const backlog = async () => {
     await engine.drover.registerWorkflows([wf]);
     const batch = await engine.drover.createRuns(Array.from({ length: BACKLOG }, () => ({ workflow: 'backlog', delayMs: 3_600_000 })));
-    return engine.drover.sql.query(`SELECT id FROM drover.steps WHERE run_id = ANY ($1::uuid[])`, [batch.items.map((i) => i.id)]);
+    return engine.sql.query(`SELECT id FROM drover.steps WHERE run_id = ANY ($1::uuid[])`, [batch.items.map((i) => i.id)]);
   };
-  const stepOf = async (runId: string) => (await engine.drover.sql.query(`SELECT id FROM drover.steps WHERE run_id = $1`, [runId]))[0].id as string;
+  const stepOf = async (runId: string) => (await engine.sql.query(`SELECT id FROM drover.steps WHERE run_id = $1`, [runId]))[0].id as string;
   const passes = Math.ceil((BACKLOG + 1) / BATCH);
 
   it('re-enqueues a lost job queued after the backlog', async () => {
     await backlog();
     const lost = await engine.drover.createRun({ workflow: 'backlog' });
     const jobId = `${await stepOf(lost.id)}-g0`;
-    await engine.drover.backend.queue('default').remove(jobId);
+    await engine.backend.queue('default').remove(jobId);
     const r = reconciler();
     let reenqueued = 0;
     for (let i = 0; i < passes; i++) reenqueued += (await r.reconcile()).reenqueued;
     expect(reenqueued).toBe(1);
-    expect(await engine.drover.backend.queue('default').getJobState(jobId)).toBe('waiting');
+    expect(await engine.backend.queue('default').getJobState(jobId)).toBe('waiting');
     await engine.startWorker({ workflows: [wf], processors: { noop: async () => 'done' } });
     expect((await engine.drover.waitForRun(lost.id, { timeoutMs: 15_000 })).status).toBe('succeeded');
   });
 
   it('re-queues a running step of a gone worker started after the backlog', async () => {
-    const store = new StepStore(engine.drover.sql);
-    await engine.drover.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status)
+    const store = new StepStore(engine.sql);
+    await engine.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status)
       VALUES ('alive', 'h', 1, '{default}', 1, '0', 'active'), ('dead', 'h', 2, '{default}', 1, '0', 'gone')`);
     // A live worker holds every backlog step (their jobs are delayed, not lost): nothing to repair there.
     for (const step of await backlog()) await store.markStepRunning(step.id, 0, randomUUID(), 'alive');
     const lost = await engine.drover.createRun({ workflow: 'backlog' });
     const stepId = await stepOf(lost.id);
     await store.markStepRunning(stepId, 0, randomUUID(), 'dead');
-    await engine.drover.backend.queue('default').remove(`${stepId}-g0`);
+    await engine.backend.queue('default').remove(`${stepId}-g0`);
     const r = reconciler();
     let requeued = 0;
     for (let i = 0; i < passes; i++) requeued += (await r.reconcile()).requeued;
@@ -187,12 +187,12 @@ describeEachBackend('the reconciler behind a backlog larger than its batch', (ba
     await backlog();
     const done = await engine.drover.createRun({ workflow: 'backlog', delayMs: 1_800_000 });
     const stepId = await stepOf(done.id);
-    await engine.drover.sql.query(`UPDATE drover.steps SET status = 'succeeded', output = '1'::jsonb, finished_at = now() WHERE id = $1`, [stepId]);
+    await engine.sql.query(`UPDATE drover.steps SET status = 'succeeded', output = '1'::jsonb, finished_at = now() WHERE id = $1`, [stepId]);
     const r = reconciler();
     let removed = 0;
     for (let i = 0; i < passes; i++) removed += (await r.reconcile()).jobsRemoved;
     expect(removed).toBe(1);
-    expect(await engine.drover.backend.queue('default').getJobState(`${stepId}-g0`)).toBe('unknown');
+    expect(await engine.backend.queue('default').getJobState(`${stepId}-g0`)).toBe('unknown');
   });
 });
 
@@ -209,15 +209,15 @@ describe('the queue is disposable [redis]', () => {
     await engine.startWorker({ workflows: [wf], processors, concurrency: 10, reconciler: FAST_RECONCILER });
     const batch = await engine.drover.createRuns(Array.from({ length: 50 }, () => ({ workflow: 'flushed' })));
     await eventually(async () => {
-      const [r] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM drover.steps WHERE status = 'succeeded'`);
+      const [r] = await engine.sql.query(`SELECT count(*)::int AS n FROM drover.steps WHERE status = 'succeeded'`);
       return r.n >= 20;
     }, 20_000, 'some progress');
     expect(await flushNamespace(engine.namespace)).toBeGreaterThan(0);
     for (const item of batch.items) expect((await engine.drover.waitForRun(item.id!, { timeoutMs: 45_000 })).status).toBe('succeeded');
-    const [doubled] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM (SELECT step_id FROM drover.audit_events
+    const [doubled] = await engine.sql.query(`SELECT count(*)::int AS n FROM (SELECT step_id FROM drover.audit_events
       WHERE type = 'step.succeeded' GROUP BY step_id HAVING count(*) > 1) x`);
     expect(doubled.n).toBe(0);
-    const [repairs] = await engine.drover.sql.query(`SELECT count(*)::int AS n FROM drover.audit_events WHERE actor = 'reconciler'`);
+    const [repairs] = await engine.sql.query(`SELECT count(*)::int AS n FROM drover.audit_events WHERE actor = 'reconciler'`);
     expect(repairs.n).toBeGreaterThan(0);
     expect(calls.counts.size).toBe(150);
   }, 90_000);

@@ -9,7 +9,7 @@ describe('batched transitions', () => {
   let store: StepStore;
   beforeEach(async () => {
     engine = await createEngine('redis');
-    store = new StepStore(engine.drover.sql);
+    store = new StepStore(engine.sql);
     await engine.drover.registerWorkflows([
       // a and b join into c; e is a second sink.
       { name: 'join', steps: [
@@ -26,11 +26,11 @@ describe('batched transitions', () => {
   afterEach(async () => { await engine.close(); });
 
   const stepsOf = async (runId: string): Promise<Record<string, { id: string; status: string; deps_remaining: number }>> => {
-    const rows = await engine.drover.sql.query(`SELECT id, name, status, deps_remaining FROM drover.steps WHERE run_id = $1`, [runId]);
+    const rows = await engine.sql.query(`SELECT id, name, status, deps_remaining FROM drover.steps WHERE run_id = $1`, [runId]);
     return Object.fromEntries(rows.map((r) => [r.name, r]));
   };
   const events = async (runId: string, type: string) =>
-    (await engine.drover.sql.query(`SELECT step_id FROM drover.audit_events WHERE run_id = $1 AND type = $2`, [runId, type])).length;
+    (await engine.sql.query(`SELECT step_id FROM drover.audit_events WHERE run_id = $1 AND type = $2`, [runId, type])).length;
   const start = async (stepIds: string[]) => {
     const starts = stepIds.map((stepId) => ({ stepId, generation: 0, lease: randomUUID() }));
     const started = await store.markStepsRunning(starts, 'w1');
@@ -120,7 +120,7 @@ describe('batched transitions', () => {
     const promoted = results.flatMap((r) => [...r.values()].flatMap((o) => o.promoted.map((p) => p.id)));
     expect(promoted).toHaveLength(20);
     expect(new Set(promoted).size).toBe(20);
-    const [counts] = await engine.drover.sql.query(`
+    const [counts] = await engine.sql.query(`
       SELECT count(*) FILTER (WHERE name = 'z' AND status = 'queued' AND deps_remaining = 0)::int AS joined,
              (SELECT count(*)::int FROM drover.runs WHERE open_steps = 1 AND status = 'running') AS runs
         FROM drover.steps`);

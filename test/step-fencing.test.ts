@@ -13,19 +13,19 @@ describeEachBackend('fenced transitions', (backend) => {
   let runs: RunStore;
   beforeEach(async () => {
     engine = await createEngine(backend);
-    store = new StepStore(engine.drover.sql);
-    runs = new RunStore(engine.drover.sql);
+    store = new StepStore(engine.sql);
+    runs = new RunStore(engine.sql);
     await engine.drover.registerWorkflows([{ name: 'one', steps: [{ name: 'a', processor: 'p' }, { name: 'b', processor: 'p', dependsOn: ['a'] }] }]);
   });
   afterEach(async () => { await engine.close(); });
 
   async function newStep() {
     const run = await engine.drover.createRun({ workflow: 'one' });
-    const [step] = await engine.drover.sql.query(`SELECT id FROM drover.steps WHERE run_id = $1 AND name = 'a'`, [run.id]);
+    const [step] = await engine.sql.query(`SELECT id FROM drover.steps WHERE run_id = $1 AND name = 'a'`, [run.id]);
     return { runId: run.id, stepId: step.id as string };
   }
   const succeededEvents = async (stepId: string) =>
-    (await engine.drover.sql.query(`SELECT count(*)::int AS n FROM drover.audit_events WHERE step_id = $1 AND type = 'step.succeeded'`, [stepId]))[0].n;
+    (await engine.sql.query(`SELECT count(*)::int AS n FROM drover.audit_events WHERE step_id = $1 AND type = 'step.succeeded'`, [stepId]))[0].n;
 
   it('drops the late result of a zombie whose stalled attempt was taken over', async () => {
     const { stepId } = await newStep();
@@ -39,7 +39,7 @@ describeEachBackend('fenced transitions', (backend) => {
     // The same lease again is a replay (a lost reply): the first outcome, nothing written.
     expect(await store.markStepSucceeded(stepId, heir, { by: 'heir again' }, 'worker:w2')).toEqual(done);
     expect(await store.markStepRunning(stepId, 0, randomUUID(), 'w3')).toBeNull();
-    const [row] = await engine.drover.sql.query(`SELECT status, output FROM drover.steps WHERE id = $1`, [stepId]);
+    const [row] = await engine.sql.query(`SELECT status, output FROM drover.steps WHERE id = $1`, [stepId]);
     expect(row).toEqual({ status: 'succeeded', output: { by: 'heir' } });
     expect(await succeededEvents(stepId)).toBe(1);
   });
@@ -68,12 +68,12 @@ describeEachBackend('fenced transitions', (backend) => {
 
   it('makes a duplicate enqueue harmless', async () => {
     const { runId, stepId } = await newStep();
-    const dispatcher = new Dispatcher(engine.drover.backend, silentLogger);
+    const dispatcher = new Dispatcher(engine.backend, silentLogger);
     const ready = { id: stepId, runId, processor: 'p', queue: 'default', generation: 0, attempt: 0, maxAttempts: 3,
       options: { backoff: { type: 'fixed' as const, delayMs: 0 }, delayMs: 0, timeoutMs: null, priority: 0 }, runPriority: 0 };
     await dispatcher.enqueue([ready]);
     await dispatcher.enqueue([ready, ready]);
-    const counts = await engine.drover.backend.queue('default').getJobCounts('waiting');
+    const counts = await engine.backend.queue('default').getJobCounts('waiting');
     expect(counts.waiting).toBe(1);
   });
 });

@@ -19,8 +19,8 @@ describe('one lock order for the transitions of a run', () => {
 
   beforeEach(async () => {
     engine = await createEngine('redis');
-    store = new StepStore(engine.drover.sql);
-    runs = new RunStore(engine.drover.sql);
+    store = new StepStore(engine.sql);
+    runs = new RunStore(engine.sql);
     holder = new Client({ connectionString: engine.databaseUrl });
     await holder.connect();
     await engine.drover.registerWorkflows([
@@ -42,7 +42,7 @@ describe('one lock order for the transitions of a run', () => {
   });
 
   const stepsOf = async (runId: string): Promise<Record<string, { id: string; status: string; generation: number }>> => {
-    const rows = await engine.drover.sql.query(`SELECT id, name, status, generation FROM drover.steps WHERE run_id = $1`, [runId]);
+    const rows = await engine.sql.query(`SELECT id, name, status, generation FROM drover.steps WHERE run_id = $1`, [runId]);
     return Object.fromEntries(rows.map((r) => [r.name, r]));
   };
   /** Starts the named steps; returns their leases by name. */
@@ -58,7 +58,7 @@ describe('one lock order for the transitions of a run', () => {
     let settled = false;
     started.then(() => { settled = true; }, () => { settled = true; });
     await eventually(async () => {
-      const [row] = await engine.drover.sql.query(`
+      const [row] = await engine.sql.query(`
         SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
       return row.n >= n || settled;
     }, 10_000, `${n} transactions waiting on a lock`);
@@ -70,7 +70,7 @@ describe('one lock order for the transitions of a run', () => {
     return { release: () => holder.query('COMMIT') };
   };
   const events = async (runId: string, type: string) =>
-    Number((await engine.drover.sql.query(`SELECT count(*) AS n FROM drover.audit_events WHERE run_id = $1 AND type = $2`, [runId, type]))[0].n);
+    Number((await engine.sql.query(`SELECT count(*) AS n FROM drover.audit_events WHERE run_id = $1 AND type = $2`, [runId, type]))[0].n);
 
   it('success × final failure into one join', async () => {
     const run = await engine.drover.createRun({ workflow: 'join' });
@@ -155,7 +155,7 @@ describe('transitions replayed under the same lease', () => {
 
   beforeEach(async () => {
     engine = await createEngine('redis');
-    store = new StepStore(engine.drover.sql);
+    store = new StepStore(engine.sql);
     await engine.drover.registerWorkflows([
       { name: 'once', steps: [{ name: 'a', processor: 'p', attempts: 1 }, { name: 'c', processor: 'p', dependsOn: ['a'] }] },
       { name: 'thrice', steps: [{ name: 'a', processor: 'p', attempts: 3 }] },
@@ -164,9 +164,9 @@ describe('transitions replayed under the same lease', () => {
   afterEach(async () => { await engine.close(); });
 
   const stepOf = async (runId: string, name: string) =>
-    (await engine.drover.sql.query(`SELECT * FROM drover.steps WHERE run_id = $1 AND name = $2`, [runId, name]))[0];
+    (await engine.sql.query(`SELECT * FROM drover.steps WHERE run_id = $1 AND name = $2`, [runId, name]))[0];
   const events = async (runId: string, type: string) =>
-    Number((await engine.drover.sql.query(`SELECT count(*) AS n FROM drover.audit_events WHERE run_id = $1 AND type = $2`, [runId, type]))[0].n);
+    Number((await engine.sql.query(`SELECT count(*) AS n FROM drover.audit_events WHERE run_id = $1 AND type = $2`, [runId, type]))[0].n);
 
   it('a replayed start returns the same attempt and burns none', async () => {
     const run = await engine.drover.createRun({ workflow: 'once' });

@@ -27,7 +27,7 @@ describeEachBackend('a worker killed mid-step', (backend) => {
     await doomed.waitFor('ready');
     const created = await engine.drover.createRun({ workflow: 'slow-chain', input: { ms: 3000 } });
     await eventually(async () => {
-      const [row] = await engine.drover.sql.query(`SELECT status, worker_id FROM drover.steps WHERE run_id = $1 AND name = 'a'`, [created.id]);
+      const [row] = await engine.sql.query(`SELECT status, worker_id FROM drover.steps WHERE run_id = $1 AND name = 'a'`, [created.id]);
       return row.status === 'running' && row.worker_id === 'doomed';
     }, 15_000, 'step a running on the doomed worker');
     await doomed.stop('SIGKILL');

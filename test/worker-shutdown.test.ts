@@ -9,7 +9,7 @@ describeEachBackend('graceful shutdown', (backend) => {
 
   const wf = { name: 'drain', steps: [{ name: 'a', processor: 'slow' }, { name: 'b', processor: 'slow', dependsOn: ['a'] }] };
   const stepStatus = async (runId: string, name: string) =>
-    (await engine.drover.sql.query(`SELECT status FROM drover.steps WHERE run_id = $1 AND name = $2`, [runId, name]))[0].status;
+    (await engine.sql.query(`SELECT status FROM drover.steps WHERE run_id = $1 AND name = $2`, [runId, name]))[0].status;
 
   it('lets the active step finish, takes no new job, and marks the worker stopped', async () => {
     const worker = await engine.startWorker({ workflows: [wf], processors: { slow: async (ctx) => { await sleep(800, ctx.signal); return ctx.step.name; } } });

@@ -37,6 +37,8 @@ export class StepEntity {
   @Column({ name: 'worker_id', type: 'varchar', length: 64, nullable: true }) workerId!: string | null;
   @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' }) createdAt!: Date;
   @Column({ name: 'queued_at', type: 'timestamptz', nullable: true }) queuedAt!: Date | null;
+  /** After a failed attempt: when the next may start (Postgres' clock; a job delivered earlier is delayed again). */
+  @Column({ name: 'available_at', type: 'timestamptz', nullable: true }) availableAt!: Date | null;
   @Column({ name: 'started_at', type: 'timestamptz', nullable: true }) startedAt!: Date | null;
   @Column({ name: 'finished_at', type: 'timestamptz', nullable: true }) finishedAt!: Date | null;
 }

@@ -10,6 +10,8 @@ export class WorkerEntity {
   @Column({ type: 'integer' }) pid!: number;
   @Column({ type: 'text', array: true }) queues!: string[];
   @Column({ type: 'integer' }) concurrency!: number;
+  /** Processors the worker has: a queued step whose processor no live worker of its queue has waits (and says so). */
+  @Column({ type: 'text', array: true, default: () => "'{}'" }) processors!: string[];
   @Column({ type: 'varchar', length: 32 }) version!: string;
   @Column({ type: 'varchar', length: 16 }) status!: WorkerStatus;
   @Column({ name: 'started_at', type: 'timestamptz', default: () => 'now()' }) startedAt!: Date;

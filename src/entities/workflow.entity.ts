@@ -9,6 +9,9 @@ export class WorkflowEntity {
   @PrimaryColumn({ type: 'varchar', length: 64 }) version!: string;
   @Column({ type: 'jsonb' }) definition!: unknown;
   @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' }) createdAt!: Date;
-  /** Last time a worker registered this version; the newest is the current one. */
+  /**
+   * When this version (hash) was first registered; the newest is the current one.
+   * Registering a known version again (an old pod restarting) changes nothing.
+   */
   @Column({ name: 'registered_at', type: 'timestamptz', default: () => 'now()' }) registeredAt!: Date;
 }

@@ -1,14 +1,12 @@
 import express, { type Express, type RequestHandler } from 'express';
-import { ApiKeyStore } from '../api-keys';
 import type { Drover } from '../drover';
 import { MAX_JSON_DEPTH } from '../json';
 import { silentLogger, type Logger } from '../logger';
-import { registry } from '../metrics';
+import { JOB_STATES } from '../metrics';
 import { apiRoutes } from './api-routes';
 import { authenticate } from './auth';
 import { createBullBoardRouter, type BullBoard } from './bull-board';
 import { errorHandler, methodNotAllowed, unknownRoute } from './errors';
-import { addQueueJobSource, JOB_STATES } from './queue-metrics';
 
 /** Options of `createApp`. */
 export interface AppOptions {
@@ -109,21 +107,17 @@ export function createApp(options: AppOptions): DroverApp {
 
   app.route('/metrics')
     .get(async (_req, res) => {
-      const text = await registry.metrics();
-      res.setHeader('Content-Type', registry.contentType);
+      const text = await drover.metrics.registry.metrics();
+      res.setHeader('Content-Type', drover.metrics.registry.contentType);
       res.send(text);
     })
     .all(methodNotAllowed(['GET']));
 
-  const requireKey = authenticate(auth ? new ApiKeyStore(drover.sql) : null);
+  const requireKey = authenticate(auth ? drover.apiKeys : null);
   const bullBoard = createBullBoardRouter({ drover, logger, refreshIntervalMs: options.queueRefreshIntervalMs });
-  const removeQueueSource = addQueueJobSource(async () => {
-    const counts = await Promise.all(bullBoard.queues().map(async (queue) => {
-      const bullQueue = drover.backend.queue(queue);
-      const byState = await bullQueue.getJobCounts(...JOB_STATES);
-      // Labelled with the BullMQ queue name, as the engine's step counters are.
-      return Object.entries(byState).map(([state, count]) => ({ queue: bullQueue.name, state, count }));
-    }));
+  const removeQueueSource = drover.metrics.addQueueJobSource(async () => {
+    // Labelled with the BullMQ queue name, as the engine's step counters are.
+    const counts = await Promise.all(bullBoard.queues().map((queue) => drover.queues.jobCounts(queue, JOB_STATES)));
     return counts.flat();
   });
 

@@ -41,7 +41,7 @@ export function createBullBoardRouter(options: BullBoardOptions): BullBoard {
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath(options.basePath ?? '/admin/queues');
   let shown: string[] = ['default'];
-  const adapters = (names: string[]) => names.map((name) => new BullMQAdapter(drover.backend.queue(name), { readOnlyMode: false }));
+  const adapters = (names: string[]) => names.map((name) => new BullMQAdapter(drover.queues.boardQueue(name), { readOnlyMode: false }));
   const board = createBullBoard({ queues: adapters(shown), serverAdapter, options: { uiConfig: { boardTitle: 'drover' } } });
 
   let closed = false;

@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
-import { DroverError } from '../errors';
+import { CommitUnknownError, DroverError } from '../errors';
 import { isTransientError } from '../infra/retry';
 import type { Logger } from '../logger';
 
@@ -92,6 +92,12 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     }
     if (isDataException(error)) {
       sendError(res, 400, 'invalid_request', `a value in the request is not acceptable: ${(error as Error).message}`);
+      return;
+    }
+    if (error instanceof CommitUnknownError) {
+      logger.warn({ method: req.method, path: req.path, cause: (error.cause as Error)?.message }, error.message);
+      res.setHeader('Retry-After', '1');
+      sendError(res, 503, 'unavailable', error.message);
       return;
     }
     if (isTransientError(error)) {

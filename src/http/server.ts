@@ -28,8 +28,7 @@ export interface DroverServer {
 
 /** Refuses to serve a database the migrations never ran on. */
 export async function assertMigrated(drover: Drover): Promise<void> {
-  const [row] = await drover.sql.query<{ runs: string | null }>(`SELECT to_regclass('drover.runs')::text AS runs`);
-  if (!row?.runs) throw new Error('the database has no drover schema: run "drover migrate" first');
+  if (!(await drover.isMigrated())) throw new Error('the database has no drover schema: run "drover migrate" first');
 }
 
 /** Starts the HTTP API, Bull Board, health and metrics on one port. */

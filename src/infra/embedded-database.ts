@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Client } from 'pg';
-import { ConfigError } from '../errors';
-import { EmbeddedPostgres, stopStaleServer } from './embedded-postgres';
+import { ConfigError, DroverError } from '../errors';
+import { EmbeddedPostgres, postgresOwner, stopStaleServer } from './embedded-postgres';
 import { freePort, isPortOpen } from './free-port';
 
 /** Name of the database drover uses inside the embedded server. */
@@ -48,7 +48,11 @@ export async function startEmbeddedDatabase(dataDir: string, onNotice?: (line: s
   } catch {
     // first start
   }
-  // A postgres left by a killed earlier start holds the data dir and the port: stop it first.
+  // Another drover running on this data dir keeps it; a postgres left by a killed earlier start is stopped.
+  const owner = postgresOwner(pgDir(dataDir));
+  if (owner) {
+    throw new DroverError('already_running', `another drover is already running on ${dataDir} (pid ${owner.pid}, embedded Postgres pid ${owner.postgresPid} on port ${owner.port}): stop it first, or use another DROVER_DATA_DIR`);
+  }
   const stale = await stopStaleServer(pgDir(dataDir));
   if (stale) onNotice?.(`stopped a Postgres (pid ${stale}) left running by an earlier start`);
   // Keep the port of the last start when it is free; otherwise move.

@@ -60,6 +60,9 @@ export class EmbeddedPostgres {
     }
     const child = spawn(path.join(bin, 'postgres'), args, {
       stdio: ['ignore', 'pipe', 'pipe'],
+      // A process group of its own: Ctrl-C in a terminal signals the whole foreground group,
+      // and only drover may stop its Postgres (after closing its connections).
+      detached: true,
       ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
       env: { ...process.env, LC_ALL: 'C', LD_LIBRARY_PATH: path.join(bin, '..', 'lib') },
     });
@@ -201,15 +204,16 @@ function ensureRunAsUser(): RunAsUser | undefined {
   return user;
 }
 
-/**
- * A postgres left running by a killed earlier process holds the data directory
- * (and its port). If `postmaster.pid` names a live postgres for this directory,
- * shut it down (fast), then kill it if it does not go.
- */
-export async function stopStaleServer(dataDir: string): Promise<number | undefined> {
+/** The live postmaster of a data directory (from `postmaster.pid`), if any. */
+function livePostmaster(dataDir: string): { pid: number; port: number } | undefined {
   const pidFile = path.join(dataDir, 'postmaster.pid');
-  if (!fs.existsSync(pidFile)) return undefined;
-  const pid = Number(fs.readFileSync(pidFile, 'utf8').split('\n')[0]);
+  let lines: string[];
+  try {
+    lines = fs.readFileSync(pidFile, 'utf8').split('\n');
+  } catch {
+    return undefined;
+  }
+  const pid = Number(lines[0]);
   if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
   let cmdline = '';
   try {
@@ -218,6 +222,39 @@ export async function stopStaleServer(dataDir: string): Promise<number | undefin
     return undefined;
   }
   if (!cmdline.includes('postgres') || !cmdline.includes(dataDir)) return undefined;
+  return { pid, port: Number(lines[3]) };
+}
+
+/**
+ * The process that started the live postmaster of `dataDir` and still owns it:
+ * its parent, when that is a live node process. A postmaster whose drover died
+ * has been re-parented (to init or a subreaper), so it has no owner.
+ */
+export function postgresOwner(dataDir: string): { pid: number; postgresPid: number; port: number } | undefined {
+  const postmaster = livePostmaster(dataDir);
+  if (!postmaster) return undefined;
+  try {
+    // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may hold spaces and parentheses.
+    const stat = fs.readFileSync(`/proc/${postmaster.pid}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid <= 1 || !isAlive(ppid)) return undefined;
+    const argv0 = fs.readFileSync(`/proc/${ppid}/cmdline`, 'utf8').split('\0')[0];
+    return /node/.test(path.basename(argv0)) ? { pid: ppid, postgresPid: postmaster.pid, port: postmaster.port } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A postgres left running by a killed earlier process holds the data directory
+ * (and its port). If `postmaster.pid` names a live postgres for this directory
+ * whose owner is gone (see `postgresOwner`), shut it down (fast), then kill it
+ * if it does not go. One that a live process owns is left alone.
+ */
+export async function stopStaleServer(dataDir: string): Promise<number | undefined> {
+  const postmaster = livePostmaster(dataDir);
+  if (!postmaster || postgresOwner(dataDir)) return undefined;
+  const { pid } = postmaster;
   process.kill(pid, 'SIGINT');
   const deadline = Date.now() + 10_000;
   while (isAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));

@@ -1,14 +1,21 @@
+import { Pool } from 'pg';
+import { Sql } from '../../src/db/sql';
 import { Drover } from '../../src/drover';
+import { QueueBackend } from '../../src/queue-backend';
 import type { Processor, WorkflowDefinition } from '../../src/types';
 import type { DroverWorker, WorkerOptions } from '../../src/worker';
 import { createTestDatabase, redisUrlFor, uniqueNamespace, type BackendKind } from './env';
 
 /** A Drover and the workers of one test, on one backend; `close()` checks nothing is left open. */
 export interface EngineHarness {
-  backend: BackendKind;
+  kind: BackendKind;
   databaseUrl: string;
   namespace: string;
   drover: Drover;
+  /** SQL on the test's database (the Drover keeps its own connections to itself). */
+  sql: Sql;
+  /** The test's queues, on its namespace (for tests that add, inspect or lose jobs). */
+  backend: QueueBackend;
   /** Starts a worker (registered for cleanup). */
   startWorker(options: Partial<WorkerOptions> & { workflows?: WorkflowDefinition[]; processors?: Record<string, Processor> }): Promise<DroverWorker>;
   close(): Promise<void>;
@@ -31,9 +38,13 @@ export async function createEngine(backend: BackendKind, options: { databaseUrl?
   const namespace = uniqueNamespace();
   const redisUrl = redisUrlFor(backend);
   const drover = await Drover.connect({ databaseUrl, redisUrl, namespace });
+  const pool = new Pool({ connectionString: databaseUrl, max: 5 });
+  pool.on('error', () => undefined); // an idle client cut by a Postgres restart; the next query reconnects
+  const sql = new Sql(pool);
+  const queues = new QueueBackend({ databaseUrl, redisUrl, namespace });
   const workers: DroverWorker[] = [];
   return {
-    backend, databaseUrl, namespace, drover,
+    kind: backend, databaseUrl, namespace, drover, sql, backend: queues,
     async startWorker(workerOptions) {
       const worker = drover.createWorker({ ...FAST_WORKER, ...workerOptions });
       workers.push(worker);
@@ -43,6 +54,8 @@ export async function createEngine(backend: BackendKind, options: { databaseUrl?
     async close() {
       await Promise.all(workers.map((w) => w.close()));
       await drover.close();
+      await queues.close();
+      await sql.pool.end();
     },
   };
 }

@@ -49,24 +49,27 @@ export interface DroverProcess {
   url: string;
   stdout(): string;
   stderr(): string;
+  /** Resolves with the exit code once it exits. */
+  exited: Promise<number | null>;
   /** Sends `signal` (default SIGTERM) and resolves with the exit code. */
   stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>;
 }
 
 /**
  * Spawns `drover <args>` and resolves once its stdout has a line matching
- * `ready` (default: the server's "listening on <url>" line).
+ * `ready` (default: the server's "listening on <url>" line; `null`: at once).
+ * `detached` gives it a process group of its own, as a terminal does.
  */
-export function spawnDrover(args: string[], env: NodeJS.ProcessEnv, options: { ready?: RegExp; timeoutMs?: number } = {}): Promise<DroverProcess> {
-  const ready = options.ready ?? /listening on (http:\/\/\S+)/;
+export function spawnDrover(args: string[], env: NodeJS.ProcessEnv, options: { ready?: RegExp | null; timeoutMs?: number; detached?: boolean } = {}): Promise<DroverProcess> {
+  const ready = options.ready === undefined ? /listening on (http:\/\/\S+)/ : options.ready;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', ENTRY, 'drover', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['-e', ENTRY, 'drover', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached });
     let stdout = '';
     let stderr = '';
     let settled = false;
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     const handle: DroverProcess = {
-      child, url: '',
+      child, url: '', exited,
       stdout: () => stdout,
       stderr: () => stderr,
       async stop(signal = 'SIGTERM', timeoutMs = 20_000) {
@@ -84,9 +87,14 @@ export function spawnDrover(args: string[], env: NodeJS.ProcessEnv, options: { r
       child.kill('SIGKILL');
       reject(new Error(`drover ${args.join(' ')} was not ready in time\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, options.timeoutMs ?? 30_000);
+    if (!ready) {
+      settled = true;
+      clearTimeout(timer);
+      resolve(handle);
+    }
     child.stdout!.on('data', (d) => {
       stdout += d;
-      const match = ready.exec(stdout);
+      const match = ready?.exec(stdout);
       if (match && !settled) {
         settled = true;
         clearTimeout(timer);
