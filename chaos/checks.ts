@@ -1,8 +1,9 @@
+import * as fs from 'node:fs';
 import type { Pool } from 'pg';
 import { jobIdOf } from '../src/dispatcher';
 import type { QueueBackend } from '../src/queue-backend';
 import type { RunRecord } from './producer';
-import { RUN_DELAY_MS } from './workflows';
+import { JOIN_BRANCHES } from './workflows';
 
 /** What the checker found after the system settled. */
 export interface CheckResult {
@@ -20,12 +21,13 @@ export interface CheckResult {
 const TERMINAL_RUN = ['succeeded', 'failed', 'cancelled'];
 const QUEUES = ['default', 'slow'];
 
-/** Waits until no run is open; resolves with the milliseconds it took, or NaN past the deadline. */
-export async function waitForSettle(pool: Pool, timeoutMs: number): Promise<number> {
+/** Waits until no run is open (but those of `exceptRunIds`); resolves with the milliseconds it took, or NaN past the deadline. */
+export async function waitForSettle(pool: Pool, timeoutMs: number, exceptRunIds: string[] = []): Promise<number> {
   const started = Date.now();
   while (Date.now() - started < timeoutMs) {
     try {
-      const { rows } = await pool.query(`SELECT count(*)::int AS open FROM drover.runs WHERE status IN ('pending', 'running')`);
+      const { rows } = await pool.query(`SELECT count(*)::int AS open FROM drover.runs
+        WHERE status IN ('pending', 'running') AND id <> ALL ($1::uuid[])`, [exceptRunIds]);
       if (rows[0].open === 0) return Date.now() - started;
     } catch {
       // Postgres may still be coming back
@@ -35,22 +37,33 @@ export async function waitForSettle(pool: Pool, timeoutMs: number): Promise<numb
   return Number.NaN;
 }
 
+/** What the checker allows in a scenario. */
+export interface CheckOptions {
+  /**
+   * The scenario's fault can cut an attempt off (a worker killed or stalled),
+   * so a single-attempt step may fail as lost. Elsewhere it must succeed.
+   */
+  attemptsMayBeLost?: boolean;
+}
+
 /**
  * Checks the invariants of ISSUE 8 from Postgres and the queue: every accepted
  * run is terminal with the outcome its kind implies; no step completed twice
  * or after a cancel; one run per idempotency key; no waiting or delayed job of
  * a terminal step; audit trails in causal order per step.
  */
-export async function checkInvariants(pool: Pool, backend: QueueBackend, records: Iterable<RunRecord>): Promise<CheckResult> {
+export async function checkInvariants(pool: Pool, backend: QueueBackend, records: Iterable<RunRecord>, options: CheckOptions = {}): Promise<CheckResult> {
   const violations: string[] = [];
   const add = (v: string) => { if (violations.length < 200) violations.push(v); };
   const recs = [...records];
   const runs = new Map<string, any>((await pool.query(`SELECT id, status, idempotency_key FROM drover.runs`)).rows.map((r) => [r.id, r]));
-  const stepRows = (await pool.query(`SELECT id, run_id, name, status, generation FROM drover.steps`)).rows;
+  const stepRows = (await pool.query(`SELECT id, run_id, name, status, generation, error->>'message' AS error_message FROM drover.steps`)).rows;
   const stepsByRun = new Map<string, Map<string, string>>();
+  const failuresByRun = new Map<string, string[]>();
   for (const s of stepRows) {
     if (!stepsByRun.has(s.run_id)) stepsByRun.set(s.run_id, new Map());
     stepsByRun.get(s.run_id)!.set(s.name, s.status);
+    if (s.status === 'failed') failuresByRun.set(s.run_id, [...(failuresByRun.get(s.run_id) ?? []), `${s.name}: ${s.error_message}`]);
   }
 
   let runsAccepted = 0;
@@ -79,6 +92,8 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
         'expected failed with fatal failed, after1/after2 skipped, a/ok succeeded');
         break;
       case 'cancel':
+      case 'cancel-race':
+      case 'backlog':
         if (r.cancel === 'acked') expect(run.status === 'cancelled', 'cancel was acknowledged, expected cancelled');
         else if (r.cancel === 'late') expect(run.status === 'succeeded' && allSucceeded, 'cancel came after the end, expected succeeded');
         else expect(run.status === 'cancelled' || (run.status === 'succeeded' && allSucceeded), 'expected cancelled or succeeded');
@@ -90,6 +105,21 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
       case 'resume':
         expect(run.status === 'succeeded' && allSucceeded && r.resumed === true, 'expected succeeded after the resume');
         break;
+      case 'join-race':
+        expect(run.status === 'failed' && steps.get('a') === 'succeeded' && steps.get('join') === 'skipped'
+          && JOIN_BRANCHES.every((b) => steps.get(b) === (b === 'bad' ? 'failed' : 'succeeded')),
+        'expected failed with bad failed, the other branches succeeded, join skipped');
+        break;
+      case 'once': {
+        // A single attempt is spent only by running it: it may be lost with a killed or stalled worker, nothing else.
+        const failures = failuresByRun.get(id) ?? [];
+        const lostOnly = options.attemptsMayBeLost === true && run.status === 'failed' && failures.length > 0
+          && failures.every((f) => / was lost \(worker died or stalled\)/.test(f))
+          && [...steps.values()].every((s) => ['succeeded', 'failed', 'skipped'].includes(s));
+        expect((run.status === 'succeeded' && allSucceeded) || lostOnly,
+          `expected succeeded${options.attemptsMayBeLost ? ' (or failed with lost attempts only)' : ''}; failures: ${failures.join('; ') || 'none'}`);
+        break;
+      }
       default:
         expect(run.status === 'succeeded' && allSucceeded, 'expected succeeded with every step succeeded');
     }
@@ -100,13 +130,11 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
     if (TERMINAL_RUN.includes(run.status) && open.length) add(`finished with open steps: run ${run.id} is ${run.status} but ${open.map(([n, s]) => `${n} is ${s}`).join(', ')}`);
   }
   // A run's delayMs holds whatever happens to the queue: no step of a delayed run starts earlier.
-  const delayed = recs.filter((r) => r.kind === 'delayed' && r.ids.size).map((r) => [...r.ids][0]);
   const { rows: early } = await pool.query(`
-    SELECT r.id, r.idempotency_key, extract(epoch FROM (min(e.at) - r.created_at)) * 1000 AS after_ms
+    SELECT r.id, r.idempotency_key, r.delay_ms, extract(epoch FROM (min(e.at) - r.created_at)) * 1000 AS after_ms
       FROM drover.runs r JOIN drover.audit_events e ON e.run_id = r.id AND e.type = 'step.started'
-     WHERE r.id = ANY ($1::uuid[]) GROUP BY r.id HAVING min(e.at) < r.created_at + make_interval(secs => $2::double precision / 1000)`,
-  [delayed, RUN_DELAY_MS - 50]);
-  for (const e of early) add(`delay: run ${e.id} (${e.idempotency_key}) started a step ${Math.round(e.after_ms)} ms after creation; its delayMs is ${RUN_DELAY_MS}`);
+     WHERE r.delay_ms > 0 GROUP BY r.id HAVING min(e.at) < r.created_at + make_interval(secs => (r.delay_ms - 50)::double precision / 1000)`);
+  for (const e of early) add(`delay: run ${e.id} (${e.idempotency_key}) started a step ${Math.round(e.after_ms)} ms after creation; its delayMs is ${e.delay_ms}`);
   const { rows: dupKeys } = await pool.query(`
     SELECT idempotency_key, count(*)::int AS n FROM drover.runs WHERE idempotency_key IS NOT NULL GROUP BY 1 HAVING count(*) > 1`);
   for (const d of dupKeys) add(`idempotency: key ${d.idempotency_key} made ${d.n} runs`);
@@ -171,6 +199,42 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
     runsAccepted, runsInDb: runs.size, steps: stepRows.length, executions: exec.executions,
     extraExecutions: exec.beyond, runsLost, doubleCompletions, violations,
   };
+}
+
+/** What the Postgres server log says about one scenario. */
+export interface LogCheck {
+  deadlocks: number;
+  violations: string[];
+}
+
+/**
+ * Reads the Postgres server log from byte `fromByte` (where the scenario
+ * began) and flags every `deadlock detected`: Postgres breaks a deadlock by
+ * aborting one transaction, which the engine then retries, so the other
+ * checks alone would never see it.
+ */
+export function checkPostgresLog(file: string, fromByte = 0): LogCheck {
+  const lines = fs.existsSync(file) ? readFrom(file, fromByte).split('\n') : [];
+  const violations: string[] = [];
+  lines.forEach((line, i) => {
+    if (!line.includes('deadlock detected')) return;
+    // Postgres follows the ERROR with a DETAIL naming the processes and the locks they wait for, then their statements.
+    const detail = lines.slice(i + 1, i + 4).filter((l) => /DETAIL|^\s*Process \d+ waits/.test(l)).map((l) => l.trim()).join(' | ');
+    violations.push(`deadlock: ${line.trim()}${detail ? ` | ${detail}` : ''} (statements in ${file})`);
+  });
+  return { deadlocks: violations.length, violations };
+}
+
+function readFrom(file: string, fromByte: number): string {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const size = fs.fstatSync(fd).size;
+    const buffer = Buffer.alloc(Math.max(0, size - fromByte));
+    fs.readSync(fd, buffer, 0, buffer.length, fromByte);
+    return buffer.toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** A lost run's steps and audit trail, for the report. */

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { migrate } from '../src/db/data-source';
-import { EmbeddedPostgres } from '../src/infra/embedded-postgres';
+import { EmbeddedPostgres, type EmbeddedPostgresOptions } from '../src/infra/embedded-postgres';
 import { freePort } from '../src/infra/free-port';
 import { RedisServer } from '../src/infra/redis-server';
 import type { ChaosApiArgs } from './api-server';
@@ -25,24 +25,38 @@ export function killAllChildren(): void {
 /**
  * Redis and Postgres of a chaos run, as real processes on loopback, with the
  * faults the scenarios inject: Redis restarted empty or paused, Postgres
- * stopped (fast shutdown) and started again on the same port.
+ * stopped (fast shutdown) and started again on the same port. The Postgres
+ * server log (across restarts) goes to `postgresLog`, for the deadlock check.
  */
 export class Services {
   private paused = false;
-  private constructor(readonly dir: string, readonly redis: RedisServer, public postgres: EmbeddedPostgres, readonly adminUrl: string) {}
+  private constructor(readonly dir: string, readonly redis: RedisServer, public postgres: EmbeddedPostgres, readonly adminUrl: string, readonly postgresLog: string) {}
 
-  static async start(): Promise<Services> {
+  static async start(logDir: string): Promise<Services> {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-chaos-'));
     fs.chmodSync(dir, 0o755);
     const redis = new RedisServer();
-    const postgres = new EmbeddedPostgres({ dataDir: path.join(dir, 'pg'), fsync: false, maxConnections: 400 });
-    const services = new Services(dir, redis, postgres, '');
+    const postgresLog = path.join(logDir, 'postgres.log');
+    const postgres = new EmbeddedPostgres(Services.postgresOptions(dir, postgresLog));
+    const services = new Services(dir, redis, postgres, '', postgresLog);
     active = services;
     const [, adminUrl] = await Promise.all([redis.start(), postgres.start()]);
     (services as { adminUrl: string }).adminUrl = adminUrl;
     await services.admin(`CREATE DATABASE ${TEMPLATE}`);
     await migrate(services.databaseUrl(TEMPLATE), { queueBackend: 'postgres' });
     return services;
+  }
+
+  private static postgresOptions(dir: string, logFile: string, port?: number): EmbeddedPostgresOptions {
+    return {
+      dataDir: path.join(dir, 'pg'), port, fsync: false, maxConnections: 400,
+      onLog: (line) => fs.appendFileSync(logFile, `${line}\n`),
+    };
+  }
+
+  /** Bytes of Postgres log written so far (a scenario's share of the log starts here). */
+  postgresLogSize(): number {
+    return fs.existsSync(this.postgresLog) ? fs.statSync(this.postgresLog).size : 0;
   }
 
   databaseUrl(name: string): string {
@@ -87,7 +101,7 @@ export class Services {
     const port = this.postgres.port;
     await this.postgres.stop();
     await new Promise((r) => setTimeout(r, downMs));
-    this.postgres = new EmbeddedPostgres({ dataDir: path.join(this.dir, 'pg'), port, fsync: false, maxConnections: 400 });
+    this.postgres = new EmbeddedPostgres(Services.postgresOptions(this.dir, this.postgresLog, port));
     await this.postgres.start();
   }
 

@@ -1,11 +1,11 @@
 import type { Pool } from 'pg';
 import { withInfraRetry } from '../src/infra/retry';
-import { RUN_DELAY_MS, RUN_KINDS, workflowOf, type RunKind } from './workflows';
+import { RACE_LEAVES, RUN_DELAY_MS, RUN_KINDS, workflowOf, type ExtraKind, type RunKind } from './workflows';
 
 /** What a producer knows about one run it asked for. */
 export interface RunRecord {
   key: string;
-  kind: RunKind | 'probe';
+  kind: RunKind | ExtraKind;
   /** Every run id the API answered for this key (more than one would break idempotency). */
   ids: Set<string>;
   /** Submissions sent for the key (retries and deliberate duplicates). */
@@ -19,7 +19,9 @@ export interface RunRecord {
 }
 
 /** Relative frequency of each kind in the load. */
-const WEIGHTS: Record<RunKind, number> = { chain: 3, diamond: 2, fanout: 1, flaky: 2, fatal: 1, slow: 1, cancel: 2, resume: 1, delayed: 2, 'cancel-resume': 1 };
+const WEIGHTS: Record<RunKind, number> = {
+  chain: 3, diamond: 2, fanout: 1, flaky: 2, fatal: 1, slow: 1, cancel: 2, resume: 1, delayed: 2, 'cancel-resume': 1, once: 2, 'join-race': 1, 'cancel-race': 1,
+};
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -70,14 +72,18 @@ export class Producer {
     while (this.followUps.size) await Promise.all([...this.followUps]);
   }
 
-  /** Starts one run of `kind` (and its follow-up: cancel or resume). Resolves with its id once accepted. */
-  async submit(kind: RunKind | 'probe'): Promise<string | undefined> {
+  /**
+   * Starts one run of `kind` (and its follow-up: cancel or resume). Resolves
+   * with its id once accepted. `delayMs` overrides the kind's run delay.
+   */
+  async submit(kind: RunKind | ExtraKind, options: { delayMs?: number } = {}): Promise<string | undefined> {
     const key = `${this.scenario}-${kind}-${++this.seq}`;
     const record: RunRecord = { key, kind, ids: new Set(), submissions: 0 };
     this.records.set(key, record);
+    const delayMs = options.delayMs ?? (kind === 'delayed' ? RUN_DELAY_MS : 0);
     const send = async () => {
       record.submissions++;
-      const run = await this.call('POST', '/api/runs', { workflow: workflowOf(kind), input: { kind }, idempotencyKey: key, ...(kind === 'delayed' ? { delayMs: RUN_DELAY_MS } : {}) }) as { id: string };
+      const run = await this.call('POST', '/api/runs', { workflow: workflowOf(kind), input: { kind }, idempotencyKey: key, ...(delayMs ? { delayMs } : {}) }) as { id: string };
       record.ids.add(run.id);
       return run.id;
     };
@@ -93,7 +99,14 @@ export class Producer {
     if (kind === 'cancel') this.follow(this.cancelLater(record, id));
     if (kind === 'resume') this.follow(this.resumeWhenFailed(record, id));
     if (kind === 'cancel-resume') this.follow(this.cancelLater(record, id).then(() => this.resumeCancelled(record, id)));
+    if (kind === 'cancel-race') this.follow(this.cancelAtRelease(record, id));
     return id;
+  }
+
+  /** Cancels every accepted run of `kind` now (retrying like any call); each `record.cancel` says how it went. */
+  async cancelAll(kind: RunKind | ExtraKind): Promise<void> {
+    const records = [...this.records.values()].filter((r) => r.kind === kind && r.ids.size);
+    await Promise.all(records.map((r) => this.cancel(r, [...r.ids][0])));
   }
 
   /** Submits a probe run and resolves with the milliseconds until it succeeded. */
@@ -112,6 +125,27 @@ export class Producer {
 
   private async cancelLater(record: RunRecord, id: string): Promise<void> {
     await sleep(200 + Math.random() * 1500);
+    await this.cancel(record, id);
+  }
+
+  /**
+   * Once most leaves of a `cancel-race` run are running (held), releases them
+   * and cancels the run in the same moment: their successes race the cancel.
+   */
+  private async cancelAtRelease(record: RunRecord, id: string): Promise<void> {
+    const until = Date.now() + 20_000;
+    while (Date.now() < until) {
+      const { rows } = await this.pool.query(`SELECT count(DISTINCT step_id)::int AS n FROM chaos.executions WHERE run_id = $1`, [id]).catch(() => ({ rows: [{ n: 0 }] }));
+      if (rows[0].n >= 1 + RACE_LEAVES / 2) break;
+      await sleep(20);
+    }
+    await Promise.all([
+      withInfraRetry(() => this.pool.query('INSERT INTO chaos.releases (run_id) VALUES ($1) ON CONFLICT DO NOTHING', [id])).catch(() => undefined),
+      this.cancel(record, id),
+    ]);
+  }
+
+  private async cancel(record: RunRecord, id: string): Promise<void> {
     let attempts = 0;
     const deadline = Date.now() + this.retryDeadlineMs;
     for (;;) {

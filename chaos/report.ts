@@ -11,6 +11,8 @@ export interface ScenarioRow {
   faults: number;
   runsLost: number;
   doubleCompletions: number;
+  /** `deadlock detected` lines in the Postgres server log during the scenario. */
+  deadlocks: number;
   extraExecutions: number;
   /** Worst time from the end of a fault until a new run succeeded (ms). */
   recoveryMs: number;
@@ -32,9 +34,9 @@ export function machine(): string {
 
 /** The results as a Markdown table. */
 export function table(rows: ScenarioRow[]): string {
-  const head = '| scenario | runs accepted | steps | processor executions | faults injected | runs lost | steps completed twice | executions beyond one | time to recover | settle after load | peak RSS per worker | peak RSS API | result |';
-  const sep = '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|';
-  const lines = rows.map((r) => `| ${r.scenario} | ${r.runsAccepted} | ${r.steps} | ${r.executions} | ${r.faults} | ${r.runsLost} | ${r.doubleCompletions} | ${r.extraExecutions} | ${fmtMs(r.recoveryMs)} | ${fmtMs(r.settleMs)} | ${r.peakWorkerRssMb} MB | ${r.peakApiRssMb} MB | ${r.passed ? 'pass' : `**FAIL** (${r.violations.length})`} |`);
+  const head = '| scenario | runs accepted | steps | processor executions | faults injected | runs lost | steps completed twice | deadlocks | executions beyond one | time to recover | settle after load | peak RSS per worker | peak RSS API | result |';
+  const sep = '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|';
+  const lines = rows.map((r) => `| ${r.scenario} | ${r.runsAccepted} | ${r.steps} | ${r.executions} | ${r.faults} | ${r.runsLost} | ${r.doubleCompletions} | ${r.deadlocks} | ${r.extraExecutions} | ${fmtMs(r.recoveryMs)} | ${fmtMs(r.settleMs)} | ${r.peakWorkerRssMb} MB | ${r.peakApiRssMb} MB | ${r.passed ? 'pass' : `**FAIL** (${r.violations.length})`} |`);
   return [head, sep, ...lines].join('\n');
 }
 
@@ -43,10 +45,12 @@ const INTRO = `# drover — reliability
 \`npm run chaos\` starts Redis, Postgres, \`drover server\` and worker processes as real OS
 processes on loopback, puts a steady mixed load of runs on them (chains, diamonds,
 fan-out/fan-in, flaky steps, steps that fail for good, slow steps, cancels and resumes
-mid-flight; producers retry with idempotency keys), injects one kind of fault per
-scenario, lets the system settle, and checks the invariants from Postgres and the queue
-(README.md, section "Reliability", says what each check and column means). The
-sections between the \`chaos:\` markers are written by the suite itself.
+mid-flight, single-attempt steps, joins whose branches fail and succeed at the same
+moment, cancels racing successes; producers retry with idempotency keys), injects one
+kind of fault per scenario, lets the system settle, and checks the invariants from
+Postgres, the queue and the Postgres server log (README.md, section "Reliability", says
+what each check and column means). The sections between the \`chaos:\` markers are
+written by the suite itself.
 `;
 
 /** Replaces (or appends) the section `name` of RELIABILITY.md. */

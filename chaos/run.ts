@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Pool } from 'pg';
 import { QueueBackend } from '../src/queue-backend';
-import { checkInvariants, waitForSettle } from './checks';
+import { checkInvariants, checkPostgresLog, waitForSettle } from './checks';
 import { Fleet, hasDroverServer, Services, stopEverything, type ApiKind } from './cluster';
 import { Producer } from './producer';
 import { machine, table, writeSection, type ScenarioRow } from './report';
@@ -70,12 +70,15 @@ async function runScenario(services: Services, scenario: Scenario | undefined, o
   const pool = new Pool({ connectionString: databaseUrl, max: 4 });
   pool.on('error', () => undefined);
   const backend = new QueueBackend({ databaseUrl, redisUrl, namespace });
+  const logFrom = services.postgresLogSize();
   try {
     await fleet.startApi();
     await Promise.all(Array.from({ length: o.workers }, () => fleet.startWorker()));
     const producer = new Producer(fleet.apiUrl, `${name}-${tag}`, pool);
+    await scenario?.prepare?.(producer);
     const probes: Promise<number>[] = [];
     let faults = 0;
+    const seen: string[] = [];
     const started = Date.now();
     const endsAt = started + size.loadMs;
     log(`${name}: load ${size.rate} runs/s for ${size.loadMs / 1000} s on ${o.workers} workers (${o.api} API)${scenario ? `; fault: ${scenario.fault}` : ''}`);
@@ -90,7 +93,7 @@ async function runScenario(services: Services, scenario: Scenario | undefined, o
     await Promise.all([
       producer.load(size.rate, size.loadMs),
       scenario?.inject({
-        services, fleet, producer, loadMs: size.loadMs, endsAt, quick: o.quick,
+        services, fleet, producer, queues: backend, pool, violation: (what) => seen.push(what), loadMs: size.loadMs, endsAt, quick: o.quick,
         faultDone: (what) => {
           faults++;
           log(`${name}: fault ${faults}: ${what}`);
@@ -107,17 +110,18 @@ async function runScenario(services: Services, scenario: Scenario | undefined, o
     await sleep(3000); // a few reconciler passes: jobs of terminal steps are cleaned up
     sampling = false;
     await sampler;
-    const result = await checkInvariants(pool, backend, producer.records.values());
-    const violations = [...result.violations];
+    const result = await checkInvariants(pool, backend, producer.records.values(), { attemptsMayBeLost: scenario?.losesAttempts ?? false });
+    const pgLog = checkPostgresLog(services.postgresLog, logFrom);
+    const violations = [...seen, ...result.violations, ...pgLog.violations];
     if (recoveries.some((ms) => !Number.isFinite(ms))) violations.push('a recovery probe run did not succeed');
     if (!Number.isFinite(settleMs)) violations.push(`runs still open ${size.settleMs / 1000} s after the load`);
     const row: ScenarioRow = {
       scenario: name, fault: scenario?.fault ?? 'none (soak)', runsAccepted: result.runsAccepted, steps: result.steps, executions: result.executions,
-      faults, runsLost: result.runsLost, doubleCompletions: result.doubleCompletions, extraExecutions: result.extraExecutions,
+      faults, runsLost: result.runsLost, doubleCompletions: result.doubleCompletions, deadlocks: pgLog.deadlocks, extraExecutions: result.extraExecutions,
       recoveryMs: recoveries.length ? Math.max(...recoveries) : Number.NaN, settleMs,
       peakWorkerRssMb: fleet.rssPeakMb.workers, peakApiRssMb: fleet.rssPeakMb.api, violations, passed: violations.length === 0,
     };
-    log(`${name}: ${row.passed ? 'PASS' : 'FAIL'}: ${row.runsAccepted} runs, ${row.steps} steps, ${row.faults} faults, lost ${row.runsLost}, doubled ${row.doubleCompletions}, extra executions ${row.extraExecutions}`);
+    log(`${name}: ${row.passed ? 'PASS' : 'FAIL'}: ${row.runsAccepted} runs, ${row.steps} steps, ${row.faults} faults, lost ${row.runsLost}, doubled ${row.doubleCompletions}, deadlocks ${row.deadlocks}, extra executions ${row.extraExecutions}`);
     for (const v of violations.slice(0, 20)) log(`  ${v}`);
     return row;
   } finally {
@@ -133,7 +137,7 @@ async function main(): Promise<number> {
   const logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-chaos-logs-'));
   const t0 = Date.now();
   log(`logs in ${logDir}`);
-  const services = await Services.start();
+  const services = await Services.start(logDir);
   log(`Redis ${services.redis.url}, Postgres port ${services.postgres.port}`);
   const reportFile = path.join(ROOT, 'RELIABILITY.md');
   const header = (mode: string) => `Command: \`${command}\` (${mode}; ${o.workers} workers × concurrency ${o.concurrency}, ${o.api === 'drover' ? '`drover server`' : 'the stand-in API server chaos/api-server.ts'}, ${o.backend === 'redis' ? 'Redis queues' : 'queues on BullMQ\'s PostgreSQL backend'})\n\nMachine: ${machine()}\n\nDate: ${new Date().toISOString()}`;

@@ -1,7 +1,7 @@
 import { Pool } from 'pg';
 import { createLogger } from '../src/logger';
 import { createWorker } from '../src/worker';
-import { CHAOS_WORKFLOWS, chaosProcessors } from './workflows';
+import { CHAOS_WORKFLOWS, chaosProcessors, RECONCILER_BATCH_SIZE } from './workflows';
 
 /** What the orchestrator passes a worker process (as JSON in argv[2]). */
 export interface ChaosWorkerArgs {
@@ -35,7 +35,7 @@ async function main(): Promise<void> {
     leaseCheckIntervalMs: 250,
     lockDurationMs: 5000,
     stalledIntervalMs: 2000,
-    reconciler: { intervalMs: 1000, queuedGraceMs: 2000, heartbeatTimeoutMs: 4000 },
+    reconciler: { intervalMs: 1000, queuedGraceMs: 2000, heartbeatTimeoutMs: 4000, batchSize: RECONCILER_BATCH_SIZE },
     id: args.name,
     logger,
   });

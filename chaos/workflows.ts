@@ -5,13 +5,30 @@ import type { Processor, ProcessorContext, WorkflowDefinition } from '../src/typ
 
 /**
  * The workflows of the chaos load: chains, diamonds, fan-out/fan-in, flaky
- * steps, steps that fail for good, slow steps (the targets of cancels), and a
- * gate that fails until the producer opens it (the targets of resumes).
+ * steps, steps that fail for good, slow steps (the targets of cancels), a
+ * gate that fails until the producer opens it (the targets of resumes),
+ * steps with a single attempt, joins whose branches fail and succeed at the
+ * same moment, and steps held until the producer cancels their run.
  */
 
 /** Kinds of run the producers start; each implies an outcome the checker verifies. */
-export const RUN_KINDS = ['chain', 'diamond', 'fanout', 'flaky', 'fatal', 'slow', 'cancel', 'resume', 'delayed', 'cancel-resume'] as const;
+export const RUN_KINDS = ['chain', 'diamond', 'fanout', 'flaky', 'fatal', 'slow', 'cancel', 'resume', 'delayed', 'cancel-resume', 'once', 'join-race', 'cancel-race'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
+
+/** Runs a scenario starts itself (not drawn from the mix): long-delayed runs it cancels at the end. */
+export type ExtraKind = 'probe' | 'backlog';
+
+/**
+ * The reconciler's batch in the chaos workers: small, so the ordinary load and
+ * the backlog scenario hold more live rows than one batch.
+ */
+export const RECONCILER_BATCH_SIZE = 20;
+
+/** Branches of a `join-race` run that meet before finishing together (one of them fails). */
+export const JOIN_BRANCHES = ['ok1', 'ok2', 'bad'];
+
+/** Leaves of a `cancel-race` run, held until the producer releases them and cancels the run at once. */
+export const RACE_LEAVES = 6;
 
 /** Every step retries with short fixed backoff; lost attempts (kills, stalls) count too. */
 const RETRY = { attempts: 10, backoff: { type: 'fixed' as const, delayMs: 200 } };
@@ -78,15 +95,38 @@ export const CHAOS_WORKFLOWS: WorkflowDefinition[] = [
     ],
   },
   {
+    // A single attempt each: a start replayed after a lost reply must not burn it.
+    name: 'chaos-once',
+    steps: ['a', 'b', 'c'].map((name, i, all) => ({ name, processor: 'chaos.work', attempts: 1, ...(i ? { dependsOn: [all[i - 1]] } : {}) })),
+  },
+  {
+    // The branches meet, then one fails for good while the others succeed, into one join.
+    name: 'chaos-join-race',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      ...JOIN_BRANCHES.map((name) => ({ name, processor: 'chaos.meet', dependsOn: ['a'], ...RETRY })),
+      { name: 'join', processor: 'chaos.work', dependsOn: JOIN_BRANCHES, ...RETRY },
+    ],
+  },
+  {
+    // The leaves wait for the producer's release, which comes with a cancel of the run: successes race the cancel.
+    name: 'chaos-cancel-race',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      ...Array.from({ length: RACE_LEAVES }, (_, i) => ({ name: `leaf${i}`, processor: 'chaos.hold', dependsOn: ['a'], ...RETRY })),
+      { name: 'join', processor: 'chaos.work', dependsOn: Array.from({ length: RACE_LEAVES }, (_, i) => `leaf${i}`), ...RETRY },
+    ],
+  },
+  {
     name: 'chaos-probe',
     steps: [{ name: 'p', processor: 'chaos.work', ...RETRY }],
   },
 ];
 
 /** The workflow a run kind starts. */
-export function workflowOf(kind: RunKind | 'probe'): string {
+export function workflowOf(kind: RunKind | ExtraKind): string {
   if (kind === 'cancel' || kind === 'cancel-resume') return 'chaos-slow';
-  if (kind === 'delayed') return 'chaos-chain';
+  if (kind === 'delayed' || kind === 'backlog') return 'chaos-chain';
   return `chaos-${kind}`;
 }
 
@@ -105,7 +145,9 @@ export const CHAOS_SCHEMA_SQL = `
     at timestamptz NOT NULL DEFAULT clock_timestamp()
   );
   CREATE INDEX IF NOT EXISTS executions_step_idx ON chaos.executions (step_id);
-  CREATE TABLE IF NOT EXISTS chaos.gates (run_id uuid PRIMARY KEY);`;
+  CREATE TABLE IF NOT EXISTS chaos.gates (run_id uuid PRIMARY KEY);
+  CREATE TABLE IF NOT EXISTS chaos.meetings (run_id uuid NOT NULL, step text NOT NULL, PRIMARY KEY (run_id, step));
+  CREATE TABLE IF NOT EXISTS chaos.releases (run_id uuid PRIMARY KEY);`;
 
 const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve, reject) => {
   if (signal?.aborted) return reject(signal.reason);
@@ -142,6 +184,30 @@ export function chaosProcessors(pool: Pool, workerName: string): Record<string, 
     'chaos.fatal': async (ctx) => {
       await record(ctx);
       throw new NonRetryableError('fatal by design');
+    },
+    'chaos.meet': async (ctx) => {
+      await record(ctx);
+      // Arrive, then wait (bounded) until every branch has: they finish within one poll of each other.
+      await pool.query('INSERT INTO chaos.meetings (run_id, step) VALUES ($1, $2) ON CONFLICT DO NOTHING', [ctx.run.id, ctx.step.name]);
+      const until = Date.now() + 5000;
+      while (Date.now() < until) {
+        const { rows } = await pool.query('SELECT count(*)::int AS n FROM chaos.meetings WHERE run_id = $1', [ctx.run.id]);
+        if (rows[0].n >= JOIN_BRANCHES.length) break;
+        await sleep(5, ctx.signal);
+      }
+      if (ctx.step.name === 'bad') throw new NonRetryableError('bad branch fails by design');
+      return { met: true };
+    },
+    'chaos.hold': async (ctx) => {
+      await record(ctx);
+      // Held (bounded) until the producer releases the run, which it cancels at the same moment.
+      const until = Date.now() + 10_000;
+      while (Date.now() < until) {
+        const { rows } = await pool.query('SELECT 1 FROM chaos.releases WHERE run_id = $1', [ctx.run.id]);
+        if (rows.length) break;
+        await sleep(10, ctx.signal);
+      }
+      return { held: true };
     },
     'chaos.gate': async (ctx) => {
       await record(ctx);

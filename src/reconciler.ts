@@ -18,7 +18,12 @@ export interface ReconcilerOptions {
   queuedGraceMs?: number;
   /** A worker whose heartbeat is older than this is gone. Default 30 000 ms. */
   heartbeatTimeoutMs?: number;
-  /** Steps examined per pass and kind. Default 1 000. */
+  /**
+   * Rows (or queue jobs) examined per pass and kind. Each kind keeps its place
+   * between passes and wraps to the start after the last page, so every live
+   * row is examined at least once every ceil(N / batchSize) + 1 passes,
+   * however many there are. Default 1 000.
+   */
   batchSize?: number;
 }
 
@@ -37,6 +42,22 @@ export interface ReconcileReport {
 const RECONCILER_LOCK_KEY = 7_312_004_512;
 const ACTOR = 'reconciler';
 const LIVE_JOB_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
+/** Job lists of the stale-job scan, each paged on its own (BullMQ applies a range to each list it reads). */
+const WAITING_JOB_TYPES = ['waiting', 'delayed', 'prioritized'] as const;
+
+/**
+ * Where a keyset scan stands: after the row with this sort key (a timestamp,
+ * as Postgres text so no microseconds are lost) and id. The start is before
+ * every row.
+ */
+interface Keyset { at: string; id: string }
+const START: Keyset = { at: '-infinity', id: '00000000-0000-0000-0000-000000000000' };
+
+/** The next keyset after a page: its last row, or the start again once a page comes back short (the end). */
+function nextKeyset(rows: Array<{ key_at: string; id: string }>, batchSize: number): Keyset {
+  const last = rows[rows.length - 1];
+  return rows.length < batchSize || !last ? START : { at: last.key_at, id: last.id };
+}
 
 /**
  * Repairs drift between Postgres (the truth) and the queue (disposable):
@@ -51,6 +72,11 @@ export class Reconciler {
   private timer?: NodeJS.Timeout;
   private running?: Promise<unknown>;
   private stopped = false;
+  // Each scan's place, kept across passes so a backlog of rows that need nothing cannot hide the rest.
+  private runningAfter = START;
+  private queuedAfter = START;
+  private runsAfter = START;
+  private readonly jobOffsets = new Map<string, number>();
 
   constructor(
     private readonly deps: { sql: Sql; backend: QueueBackend; store: StepStore; dispatcher: Dispatcher; logger: Logger; metrics: Metrics; queues: string[] },
@@ -130,11 +156,13 @@ export class Reconciler {
    */
   private async requeueLostRunning(report: ReconcileReport): Promise<void> {
     const rows = await this.deps.sql.query(`
-      SELECT s.id, s.queue, s.generation, s.lease,
+      SELECT s.id, s.queue, s.generation, s.lease, s.started_at::text AS key_at,
              EXISTS (SELECT 1 FROM drover.workers w WHERE w.id = s.worker_id AND w.status = 'active') AS worker_alive
         FROM drover.steps s
        WHERE s.finished_at IS NULL AND s.status = 'running' AND s.started_at < now() - make_interval(secs => $2::double precision / 1000)
-       ORDER BY s.started_at LIMIT $1`, [this.o.batchSize, this.o.queuedGraceMs]);
+         AND (s.started_at, s.id) > ($3::timestamptz, $4::uuid)
+       ORDER BY s.started_at, s.id LIMIT $1`, [this.o.batchSize, this.o.queuedGraceMs, this.runningAfter.at, this.runningAfter.id]);
+    this.runningAfter = nextKeyset(rows, this.o.batchSize);
     const ready: ReadyStep[] = [];
     for (const row of rows) {
       const state = await this.jobState(row.queue, jobIdOf(row.id, row.generation));
@@ -158,11 +186,13 @@ export class Reconciler {
     const rows = await this.deps.sql.query(`
       SELECT s.id, s.run_id, s.processor, s.queue, s.generation, s.attempt, s.max_attempts, s.options, r.priority AS run_priority,
              r.delay_ms, cardinality(s.depends_on) = 0 AS root,
-             extract(epoch FROM now() - s.queued_at) * 1000 AS waited_ms,
+             extract(epoch FROM now() - s.queued_at) * 1000 AS waited_ms, s.queued_at::text AS key_at,
              COALESCE(extract(epoch FROM s.available_at - now()) * 1000, 0) AS retry_wait_ms
         FROM drover.steps s JOIN drover.runs r ON r.id = s.run_id
        WHERE s.finished_at IS NULL AND s.status = 'queued' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000)
-       ORDER BY s.queued_at LIMIT $2`, [this.o.queuedGraceMs, this.o.batchSize]);
+         AND s.queued_at >= $3::timestamptz AND (s.queued_at, s.id) > ($3::timestamptz, $4::uuid)
+       ORDER BY s.queued_at, s.id LIMIT $2`, [this.o.queuedGraceMs, this.o.batchSize, this.queuedAfter.at, this.queuedAfter.id]);
+    this.queuedAfter = nextKeyset(rows, this.o.batchSize);
     const missing: ReadyStep[] = [];
     await Promise.all(rows.map(async (row) => {
       const jobId = jobIdOf(row.id, row.generation);
@@ -187,7 +217,10 @@ export class Reconciler {
   /** Runs whose steps are all terminal but which did not finish (a crash between the two statements). */
   private async finishSettledRuns(report: ReconcileReport): Promise<void> {
     const rows = await this.deps.sql.query(`
-      SELECT id FROM drover.runs WHERE finished_at IS NULL AND open_steps = 0 LIMIT $1`, [this.o.batchSize]);
+      SELECT id, created_at::text AS key_at FROM drover.runs
+       WHERE finished_at IS NULL AND open_steps = 0 AND (created_at, id) > ($2::timestamptz, $3::uuid)
+       ORDER BY created_at, id LIMIT $1`, [this.o.batchSize, this.runsAfter.at, this.runsAfter.id]);
+    this.runsAfter = nextKeyset(rows, this.o.batchSize);
     for (const row of rows) {
       const status = (await finishRuns(this.deps.sql, [row.id], ACTOR)).get(row.id);
       if (status) {
@@ -198,20 +231,34 @@ export class Reconciler {
     if (report.runsFinished) this.deps.metrics.reconcilerRepairs.inc({ kind: 'run_finished' }, report.runsFinished);
   }
 
-  /** Waiting or delayed jobs whose step is already terminal (or of an older generation). */
+  /**
+   * Waiting or delayed jobs whose step is already terminal (or of an older
+   * generation). Each job list is read a page at a time from where the last
+   * pass stopped (an offset: the lists have no key to seek by), so a long list
+   * of live delayed jobs cannot hide a stale one behind it.
+   */
   private async removeJobsOfTerminalSteps(report: ReconcileReport): Promise<void> {
     for (const queue of this.deps.queues) {
-      const jobs = await this.deps.backend.queue(queue).getJobs(['waiting', 'delayed', 'prioritized'], 0, this.o.batchSize - 1);
-      const candidates = jobs.filter((j) => j?.data?.stepId);
-      if (candidates.length === 0) continue;
-      const live = await this.deps.sql.query(`
-        SELECT id, generation FROM drover.steps WHERE id = ANY ($1::uuid[]) AND status IN ('queued', 'running')`,
-      [candidates.map((j) => j.data.stepId)]);
-      const liveIds = new Set(live.map((r) => jobIdOf(r.id, r.generation)));
-      for (const job of candidates) {
-        if (liveIds.has(job.id!)) continue;
-        await this.removeJob(queue, job.id!);
-        report.jobsRemoved++;
+      for (const type of WAITING_JOB_TYPES) {
+        const place = `${queue}:${type}`;
+        const offset = this.jobOffsets.get(place) ?? 0;
+        const jobs = await this.deps.backend.queue(queue).getJobs([type], offset, offset + this.o.batchSize - 1);
+        let removed = 0;
+        const candidates = jobs.filter((j) => j?.data?.stepId);
+        if (candidates.length) {
+          const live = await this.deps.sql.query(`
+            SELECT id, generation FROM drover.steps WHERE id = ANY ($1::uuid[]) AND status IN ('queued', 'running')`,
+          [candidates.map((j) => j.data.stepId)]);
+          const liveIds = new Set(live.map((r) => jobIdOf(r.id, r.generation)));
+          for (const job of candidates) {
+            if (liveIds.has(job.id!)) continue;
+            await this.removeJob(queue, job.id!);
+            removed++;
+          }
+        }
+        report.jobsRemoved += removed;
+        // The jobs removed here no longer take a place in the list: the next page starts that much earlier.
+        this.jobOffsets.set(place, jobs.length < this.o.batchSize ? 0 : offset + jobs.length - removed);
       }
     }
     if (report.jobsRemoved) this.deps.metrics.reconcilerRepairs.inc({ kind: 'job_removed' }, report.jobsRemoved);

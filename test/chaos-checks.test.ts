@@ -1,5 +1,8 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Pool } from 'pg';
-import { checkInvariants } from '../chaos/checks';
+import { checkInvariants, checkPostgresLog } from '../chaos/checks';
 import type { RunRecord } from '../chaos/producer';
 import { CHAOS_SCHEMA_SQL, CHAOS_WORKFLOWS } from '../chaos/workflows';
 import { Drover } from '../src/drover';
@@ -55,5 +58,34 @@ describe('chaos invariant checker', () => {
   it('passes a clean trail', async () => {
     const result = await checkInvariants(pool, queues, []);
     expect(result.violations).toEqual([]);
+  });
+});
+
+describe('chaos Postgres log check', () => {
+  const DEADLOCK = [
+    '2026-11-24 17:00:01.123 UTC [4242] ERROR:  deadlock detected',
+    '2026-11-24 17:00:01.123 UTC [4242] DETAIL:  Process 4242 waits for ShareLock on transaction 901; blocked by process 4243.',
+    '\tProcess 4243 waits for ShareLock on transaction 900; blocked by process 4242.',
+    '2026-11-24 17:00:01.123 UTC [4242] HINT:  See server log for query details.',
+  ];
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chaos-log-')); });
+  afterEach(() => { fs.rmSync(dir, { recursive: true, force: true }); });
+
+  it('fails a scenario whose part of the log holds a deadlock, and only that one', () => {
+    const file = path.join(dir, 'postgres.log');
+    fs.writeFileSync(file, `${DEADLOCK.join('\n')}\n`); // an earlier scenario's
+    const from = fs.statSync(file).size;
+    fs.appendFileSync(file, '2026-11-24 17:00:02.000 UTC [4250] LOG:  checkpoint starting: time\n');
+    expect(checkPostgresLog(file, from)).toEqual({ deadlocks: 0, violations: [] });
+    fs.appendFileSync(file, `${DEADLOCK.join('\n')}\n`);
+    const found = checkPostgresLog(file, from);
+    expect(found.deadlocks).toBe(1);
+    expect(found.violations[0]).toMatch(/^deadlock: .*ERROR: {2}deadlock detected \| .*DETAIL: {2}Process 4242 waits/);
+    expect(checkPostgresLog(file).deadlocks).toBe(2);
+  });
+
+  it('passes when there is no log yet', () => {
+    expect(checkPostgresLog(path.join(dir, 'missing.log'))).toEqual({ deadlocks: 0, violations: [] });
   });
 });
