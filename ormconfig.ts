@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { DataSource } from 'typeorm';
 import { loadConfig } from './src/config';
 import { dataSourceOptions } from './src/db/data-source';
-import { embeddedDatabaseUrl } from './src/infra/embedded-database';
+import { embeddedDatabaseUrl } from './src/embedded/embedded-database';
 
 /**
  * The TypeORM DataSource that the TypeORM CLI and `drover migrate` use.

@@ -1,7 +1,7 @@
 import { createPostgresBackend, DEFAULT_SCHEMA, Queue, Worker, withBackend } from 'bullmq';
 import IORedis from 'ioredis';
 import { Pool } from 'pg';
-import { retentionOf } from '../src/dispatcher';
+import { retentionOf } from '../src/queue/dispatcher';
 import { Drover } from '../src/drover';
 import type { WorkflowDefinition } from '../src/types';
 

@@ -6,7 +6,7 @@
  */
 import { Logger as GraphileLogger, run as runGraphile, type Runner } from 'graphile-worker';
 import { PgBoss } from 'pg-boss';
-import { createWorker } from '../src/worker';
+import { createWorker } from '../src/worker/worker';
 import { now } from './stats';
 import { traceQueries } from './trace';
 import { bossQueue, bullPool, rawJobOpts, rawQueue, rawWorker, WORKFLOWS, type SystemId, type Target } from './systems';

@@ -7,7 +7,7 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
 const root = path.resolve(__dirname, '..');
-const entry = path.join(root, 'dist', 'src', 'cli.js');
+const entry = path.join(root, 'dist', 'src', 'cli', 'cli.js');
 
 function newestSource(dir) {
   let newest = 0;

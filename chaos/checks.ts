@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import type { Pool } from 'pg';
-import { jobIdOf } from '../src/dispatcher';
-import type { QueueBackend } from '../src/queue-backend';
+import { jobIdOf } from '../src/queue/dispatcher';
+import type { QueueBackend } from '../src/queue/queue-backend';
 import type { RunRecord } from './producer';
 import { JOIN_BRANCHES } from './workflows';
 

@@ -4,9 +4,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { migrate } from '../src/db/data-source';
-import { EmbeddedPostgres, type EmbeddedPostgresOptions } from '../src/infra/embedded-postgres';
-import { freePort } from '../src/infra/free-port';
-import { RedisServer } from '../src/infra/redis-server';
+import { EmbeddedPostgres, type EmbeddedPostgresOptions } from '../src/embedded/embedded-postgres';
+import { freePort } from '../src/embedded/free-port';
+import { RedisServer } from '../test/harness/redis-server';
 import type { ChaosApiArgs } from './api-server';
 import type { ChaosWorkerArgs } from './worker';
 import { CHAOS_SCHEMA_SQL } from './workflows';
@@ -203,8 +203,8 @@ export class Fleet {
   async startApi(): Promise<void> {
     if (!this.apiPort) this.apiPort = await freePort();
     if (this.o.api === 'drover') {
-      // dist/src/cli.js directly: bin/drover.js would rebuild when a source is newer, mid-scenario.
-      const cli = path.join(ROOT, 'dist', 'src', 'cli.js');
+      // dist/src/cli/cli.js directly: bin/drover.js would rebuild when a source is newer, mid-scenario.
+      const cli = path.join(ROOT, 'dist', 'src', 'cli', 'cli.js');
       const code = `require(${JSON.stringify(cli)}).main(['node', 'drover', 'server']).then((c) => { process.exitCode = c; })`;
       this.api = this.spawnNode(['-e', code], 'api.log', {
         DATABASE_URL: this.o.databaseUrl, REDIS_URL: this.o.redisUrl ?? '', PORT: String(this.apiPort), HOST: '127.0.0.1',

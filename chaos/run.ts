@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Pool } from 'pg';
-import { QueueBackend } from '../src/queue-backend';
+import { QueueBackend } from '../src/queue/queue-backend';
 import { checkInvariants, checkPostgresLog, waitForSettle } from './checks';
 import { Fleet, hasDroverServer, Services, stopEverything, type ApiKind } from './cluster';
 import { Producer } from './producer';

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import type { QueueBackend } from '../src/queue-backend';
+import type { QueueBackend } from '../src/queue/queue-backend';
 import { waitForSettle } from './checks';
 import type { Fleet, Services } from './cluster';
 import type { Producer } from './producer';

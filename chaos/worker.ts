@@ -1,6 +1,6 @@
 import { Pool } from 'pg';
-import { createLogger } from '../src/logger';
-import { createWorker } from '../src/worker';
+import { createLogger } from '../src/telemetry/logger';
+import { createWorker } from '../src/worker/worker';
 import { CHAOS_WORKFLOWS, chaosProcessors, RECONCILER_BATCH_SIZE } from './workflows';
 
 /** What the orchestrator passes a worker process (as JSON in argv[2]). */

@@ -1,25 +1,25 @@
 import type { DataSource } from 'typeorm';
-import { ApiKeyStore } from './api-keys';
+import { ApiKeyStore } from './auth/api-keys';
 import { createDataSource } from './db/data-source';
 import { Sql } from './db/sql';
-import { resolveWorkflow } from './definitions';
-import { Dispatcher } from './dispatcher';
+import { resolveWorkflow } from './workflows/definitions';
+import { Dispatcher } from './queue/dispatcher';
 import { ConfigError } from './errors';
-import { silentLogger, type Logger } from './logger';
+import { silentLogger, type Logger } from './telemetry/logger';
 import { withInfraRetry } from './infra/retry';
-import { Metrics } from './metrics';
-import { QueueBackend } from './queue-backend';
-import { RunService } from './run-service';
-import { QueueInspector } from './queue-inspector';
-import { RunStore } from './run-store';
+import { Metrics } from './telemetry/metrics';
+import { QueueBackend } from './queue/queue-backend';
+import { RunService } from './runs/run-service';
+import { QueueInspector } from './queue/queue-inspector';
+import { RunStore } from './runs/run-store';
 import type {
   ActorOptions, AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunView, RunWithSteps,
   WorkerView, WorkflowDefinition, WorkflowView,
 } from './types';
-import { createWorker, type DroverWorker, type WorkerOptions } from './worker';
-import { WorkerRegistry } from './worker-registry';
-import { pollRun, type WaitOptions } from './wait';
-import { WorkflowRegistry } from './workflow-registry';
+import { createWorker, type DroverWorker, type WorkerOptions } from './worker/worker';
+import { WorkerRegistry } from './worker/worker-registry';
+import { pollRun, type WaitOptions } from './client/wait';
+import { WorkflowRegistry } from './workflows/workflow-registry';
 
 /** Options of `Drover.connect`. */
 export interface DroverOptions {
@@ -38,7 +38,7 @@ export interface DroverOptions {
   metrics?: Metrics;
 }
 
-export { WaitTimeoutError } from './wait';
+export { WaitTimeoutError } from './client/wait';
 
 /**
  * The producer's handle on drover: create, read, list, cancel and resume runs,

@@ -1,4 +1,4 @@
-import { ApiKeyStore } from '../src/api-keys';
+import { ApiKeyStore } from '../src/auth/api-keys';
 import { startServer, type DroverServer } from '../src/http/server';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';
 import { describeEachBackend } from './helpers/env';

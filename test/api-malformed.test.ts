@@ -1,5 +1,5 @@
 import { Client } from 'pg';
-import { ApiKeyStore } from '../src/api-keys';
+import { ApiKeyStore } from '../src/auth/api-keys';
 import { Drover } from '../src/drover';
 import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
 import { cliEnv, spawnDrover, type DroverProcess } from './helpers/server-process';

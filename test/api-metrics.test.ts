@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import { ApiKeyStore } from '../src/api-keys';
+import { ApiKeyStore } from '../src/auth/api-keys';
 import { Drover } from '../src/drover';
 import { eventually } from './helpers/engine';
 import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';

@@ -1,4 +1,4 @@
-import { ApiKeyStore } from '../src/api-keys';
+import { ApiKeyStore } from '../src/auth/api-keys';
 import { NonRetryableError } from '../src/errors';
 import type { ProcessorContext } from '../src/types';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';

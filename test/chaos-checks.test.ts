@@ -6,7 +6,7 @@ import { checkInvariants, checkPostgresLog } from '../chaos/checks';
 import type { RunRecord } from '../chaos/producer';
 import { CHAOS_SCHEMA_SQL, CHAOS_WORKFLOWS } from '../chaos/workflows';
 import { Drover } from '../src/drover';
-import { QueueBackend } from '../src/queue-backend';
+import { QueueBackend } from '../src/queue/queue-backend';
 import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
 
 // The chaos checker must itself catch what it claims to: a suite that cannot fail proves nothing.

@@ -1,5 +1,5 @@
-import { ApiKeyStore } from '../src/api-keys';
-import { ClientWaitTimeoutError, DroverApiError, DroverClient } from '../src/client';
+import { ApiKeyStore } from '../src/auth/api-keys';
+import { ClientWaitTimeoutError, DroverApiError, DroverClient } from '../src/client/client';
 import type { ProcessorContext } from '../src/types';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';
 import { redisUrlFor } from './helpers/env';

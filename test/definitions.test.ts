@@ -1,4 +1,4 @@
-import { defineProcessor, defineWorkflow, resolveModule, resolveWorkflow } from '../src/definitions';
+import { defineProcessor, defineWorkflow, resolveModule, resolveWorkflow } from '../src/workflows/definitions';
 import { DefinitionError } from '../src/errors';
 
 const noop = async () => null;

@@ -1,4 +1,4 @@
-import { Metrics } from '../src/metrics';
+import { Metrics } from '../src/telemetry/metrics';
 
 // Metrics are injected: each Drover (and the workers it creates) counts into its own registry.
 describe('metrics', () => {

@@ -3,7 +3,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { migrate } from '../src/db/data-source';
-import { EmbeddedPostgres } from '../src/infra/embedded-postgres';
+import { EmbeddedPostgres } from '../src/embedded/embedded-postgres';
 import { databaseUrl } from './harness/services';
 import { describeEachBackend } from './helpers/env';
 import { createEngine, eventually, sleep, type EngineHarness } from './helpers/engine';

@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort } from '../src/infra/free-port';
-import { RedisServer } from '../src/infra/redis-server';
+import { freePort } from '../src/embedded/free-port';
+import { RedisServer } from './harness/redis-server';
 import { eventually, sleep } from './helpers/engine';
 import { createTestDatabase, uniqueNamespace } from './helpers/env';
 import { expectNoStackTraces, postgresOf, READY } from './helpers/lifecycle';

@@ -1,7 +1,7 @@
-import { Dispatcher, jobIdOf } from '../src/dispatcher';
-import { silentLogger } from '../src/logger';
-import { Reconciler } from '../src/reconciler';
-import { StepStore } from '../src/step-store';
+import { Dispatcher, jobIdOf } from '../src/queue/dispatcher';
+import { silentLogger } from '../src/telemetry/logger';
+import { Reconciler } from '../src/maintenance/reconciler';
+import { StepStore } from '../src/steps/step-store';
 import type { AuditEventView } from '../src/types';
 import { describeEachBackend } from './helpers/env';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { StepStore } from '../src/step-store';
+import { StepStore } from '../src/steps/step-store';
 import { createEngine, type EngineHarness } from './helpers/engine';
 
 // The group-committed transitions, driven directly with the batches a busy

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { Dispatcher } from '../src/dispatcher';
-import { silentLogger } from '../src/logger';
-import { RunStore } from '../src/run-store';
-import { StepStore } from '../src/step-store';
+import { Dispatcher } from '../src/queue/dispatcher';
+import { silentLogger } from '../src/telemetry/logger';
+import { RunStore } from '../src/runs/run-store';
+import { StepStore } from '../src/steps/step-store';
 import { describeEachBackend } from './helpers/env';
 import { createEngine, type EngineHarness } from './helpers/engine';
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Client } from 'pg';
-import { RunStore } from '../src/run-store';
-import { StepStore } from '../src/step-store';
+import { RunStore } from '../src/runs/run-store';
+import { StepStore } from '../src/steps/step-store';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';
 
 // Transitions of one run racing each other at their most dangerous moment.

@@ -1,4 +1,4 @@
-import { jobIdOf } from '../src/dispatcher';
+import { jobIdOf } from '../src/queue/dispatcher';
 import { describeEachBackend } from './helpers/env';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';
 

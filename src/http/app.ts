@@ -1,8 +1,8 @@
 import express, { type Express, type RequestHandler } from 'express';
 import type { Drover } from '../drover';
 import { MAX_JSON_DEPTH } from '../json';
-import { silentLogger, type Logger } from '../logger';
-import { JOB_STATES } from '../metrics';
+import { silentLogger, type Logger } from '../telemetry/logger';
+import { JOB_STATES } from '../telemetry/metrics';
 import { apiRoutes } from './api-routes';
 import { authenticate } from './auth';
 import { createBullBoardRouter, type BullBoard } from './bull-board';

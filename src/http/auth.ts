@@ -1,5 +1,5 @@
 import type { RequestHandler, Response } from 'express';
-import type { ApiKeyStore } from '../api-keys';
+import type { ApiKeyStore } from '../auth/api-keys';
 import { sendError } from './errors';
 
 /** The `WWW-Authenticate` challenge of a 401. */

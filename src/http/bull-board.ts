@@ -3,7 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Router } from 'express';
 import type { Drover } from '../drover';
-import type { Logger } from '../logger';
+import type { Logger } from '../telemetry/logger';
 
 /** Options of the Bull Board mount. */
 export interface BullBoardOptions {

@@ -1,7 +1,7 @@
 import type { ErrorRequestHandler, NextFunction, Request, RequestHandler, Response } from 'express';
 import { CommitUnknownError, DroverError } from '../errors';
 import { isTransientError } from '../infra/retry';
-import type { Logger } from '../logger';
+import type { Logger } from '../telemetry/logger';
 
 /** The JSON body of every error answer: `{"error":{"code","message","details"?}}`. */
 export interface ErrorBody {

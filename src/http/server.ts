@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Drover } from '../drover';
-import { silentLogger, type Logger } from '../logger';
+import { silentLogger, type Logger } from '../telemetry/logger';
 import { createApp, type AppOptions, type DroverApp } from './app';
 
 /** Options of `startServer`. */

@@ -3,8 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Client } from 'pg';
 import { migrate } from '../../src/db/data-source';
-import { EmbeddedPostgres } from '../../src/infra/embedded-postgres';
-import { RedisServer } from '../../src/infra/redis-server';
+import { EmbeddedPostgres } from '../../src/embedded/embedded-postgres';
+import { RedisServer } from './redis-server';
 
 /** The template database every test file copies (already migrated). */
 export const TEMPLATE_DB = 'drover_template';

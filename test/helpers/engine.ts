@@ -1,9 +1,9 @@
 import { Pool } from 'pg';
 import { Sql } from '../../src/db/sql';
 import { Drover } from '../../src/drover';
-import { QueueBackend } from '../../src/queue-backend';
+import { QueueBackend } from '../../src/queue/queue-backend';
 import type { Processor, WorkflowDefinition } from '../../src/types';
-import type { DroverWorker, WorkerOptions } from '../../src/worker';
+import type { DroverWorker, WorkerOptions } from '../../src/worker/worker';
 import { createTestDatabase, redisUrlFor, uniqueNamespace, type BackendKind } from './env';
 
 /** A Drover and the workers of one test, on one backend; `close()` checks nothing is left open. */

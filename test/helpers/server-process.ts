@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 
 /** The compiled CLI (`npm test` runs `tsc -p .` first). */
-export const CLI_JS = path.resolve(__dirname, '../../dist/src/cli.js');
+export const CLI_JS = path.resolve(__dirname, '../../dist/src/cli/cli.js');
 
 // Runs main() of the compiled CLI exactly as bin/drover.js does, without its rebuild check
 // (another engineer editing src/ mid-run must not trigger a build inside a test).

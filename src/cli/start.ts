@@ -1,13 +1,13 @@
-import type { DroverConfig } from './config';
-import { migrate } from './db/data-source';
-import { Drover } from './drover';
-import { startServer, type DroverServer } from './http/server';
-import { startEmbeddedDatabase, type EmbeddedDatabase } from './infra/embedded-database';
-import type { Logger } from './logger';
-import type { ApiKeyStore } from './api-keys';
-import { loadUserModule } from './module-loader';
-import { demoProcessors, demoWorkflows } from './processors/demo';
-import type { DroverWorker } from './worker';
+import type { DroverConfig } from '../config';
+import { migrate } from '../db/data-source';
+import { Drover } from '../drover';
+import { startServer, type DroverServer } from '../http/server';
+import { startEmbeddedDatabase, type EmbeddedDatabase } from '../embedded/embedded-database';
+import type { Logger } from '../telemetry/logger';
+import type { ApiKeyStore } from '../auth/api-keys';
+import { loadUserModule } from '../workflows/module-loader';
+import { demoProcessors, demoWorkflows } from '../processors/demo';
+import type { DroverWorker } from '../worker/worker';
 
 /** Options of `startAll`. */
 export interface StartOptions {

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { freePort, isPortOpen } from './free-port';
+import { freePort, isPortOpen } from '../../src/embedded/free-port';
 
 /** Options of a throwaway Redis server (tests, benchmarks, chaos runs). */
 export interface RedisServerOptions {

@@ -1,14 +1,14 @@
 import type { Logger } from 'pino';
 import type { PoolClient } from 'pg';
-import type { Sql } from './db/sql';
-import { jobIdOf, type Dispatcher } from './dispatcher';
-import type { Metrics } from './metrics';
-import { appendEvents } from './audit/audit';
-import type { QueueBackend } from './queue-backend';
-import { WorkerRegistry } from './worker-registry';
-import { toReadyStep, type ReadyStep } from './ready-step';
-import { finishRuns } from './run-store';
-import type { StepStore } from './step-store';
+import type { Sql } from '../db/sql';
+import { jobIdOf, type Dispatcher } from '../queue/dispatcher';
+import type { Metrics } from '../telemetry/metrics';
+import { appendEvents } from '../audit/audit';
+import type { QueueBackend } from '../queue/queue-backend';
+import { WorkerRegistry } from '../worker/worker-registry';
+import { toReadyStep, type ReadyStep } from '../steps/ready-step';
+import { finishRuns } from '../runs/run-store';
+import type { StepStore } from '../steps/step-store';
 
 /** Options of the reconciler. */
 export interface ReconcilerOptions {

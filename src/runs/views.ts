@@ -1,5 +1,5 @@
-import { isoTime } from './json';
-import type { RunView, StepView, WorkerView } from './types';
+import { isoTime } from '../json';
+import type { RunView, StepView, WorkerView } from '../types';
 
 
 /** Columns selected for a run view (snake_case rows from `drover.runs`). */

@@ -1,17 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { appendAudit } from './audit/audit';
-import type { Sql } from './db/sql';
-import type { Dispatcher } from './dispatcher';
-import { DroverError, NonRetryableError, isNonRetryable, serializeError, StepTimeoutError } from './errors';
-import { Batcher } from './infra/batcher';
-import { withInfraRetry } from './infra/retry';
-import { findNonJson } from './json';
-import type { Metrics } from './metrics';
-import type { StepJobData } from './queue-backend';
+import { appendAudit } from '../audit/audit';
+import type { Sql } from '../db/sql';
+import type { Dispatcher } from '../queue/dispatcher';
+import { DroverError, NonRetryableError, isNonRetryable, serializeError, StepTimeoutError } from '../errors';
+import { Batcher } from '../infra/batcher';
+import { withInfraRetry } from '../infra/retry';
+import { findNonJson } from '../json';
+import type { Metrics } from '../telemetry/metrics';
+import type { StepJobData } from '../queue/queue-backend';
 import { type StartRequest, type StartedStep, type StepStore, type StepSuccess, type SuccessRequest } from './step-store';
-import type { Processor, ProcessorContext } from './types';
+import type { Processor, ProcessorContext } from '../types';
 
 /** The step was cancelled, or another execution took it over: its result is dropped. */
 export class LeaseLostError extends DroverError {

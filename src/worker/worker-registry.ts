@@ -1,7 +1,7 @@
 import * as os from 'node:os';
-import type { Sql } from './db/sql';
-import type { WorkerView } from './types';
-import { toWorkerView } from './views';
+import type { Sql } from '../db/sql';
+import type { WorkerView } from '../types';
+import { toWorkerView } from '../runs/views';
 
 /** What a worker registers about itself. */
 export interface WorkerInfo {

@@ -1,6 +1,6 @@
-import { DroverError } from './errors';
-import { TERMINAL_RUN_STATUSES, type RunStatus } from './states';
-import type { RunView } from './types';
+import { DroverError } from '../errors';
+import { TERMINAL_RUN_STATUSES, type RunStatus } from '../states';
+import type { RunView } from '../types';
 
 /** A run that did not reach the awaited status before `waitForRun`'s deadline; `run` is the last state seen. */
 export class WaitTimeoutError extends DroverError {

@@ -2,21 +2,21 @@ import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import type { Worker as BullWorker } from 'bullmq';
 import type { DataSource } from 'typeorm';
-import { createDataSource } from './db/data-source';
-import { Sql } from './db/sql';
-import { resolveModule } from './definitions';
-import { Dispatcher } from './dispatcher';
-import { ConfigError } from './errors';
-import { silentLogger, type Logger } from './logger';
-import { Metrics } from './metrics';
-import { QueueBackend } from './queue-backend';
-import { Reconciler, type ReconcilerOptions } from './reconciler';
-import { StepExecutor } from './step-executor';
-import { StepStore } from './step-store';
-import type { DroverModule, Processor, ResolvedWorkflow, WorkflowDefinition } from './types';
-import { VERSION } from './version';
+import { createDataSource } from '../db/data-source';
+import { Sql } from '../db/sql';
+import { resolveModule } from '../workflows/definitions';
+import { Dispatcher } from '../queue/dispatcher';
+import { ConfigError } from '../errors';
+import { silentLogger, type Logger } from '../telemetry/logger';
+import { Metrics } from '../telemetry/metrics';
+import { QueueBackend } from '../queue/queue-backend';
+import { Reconciler, type ReconcilerOptions } from '../maintenance/reconciler';
+import { StepExecutor } from '../steps/step-executor';
+import { StepStore } from '../steps/step-store';
+import type { DroverModule, Processor, ResolvedWorkflow, WorkflowDefinition } from '../types';
+import { VERSION } from '../version';
 import { WorkerRegistry } from './worker-registry';
-import { WorkflowRegistry } from './workflow-registry';
+import { WorkflowRegistry } from '../workflows/workflow-registry';
 
 /** Options of a worker process. */
 export interface WorkerOptions {

@@ -1,12 +1,12 @@
-import { appendAudit, INSERT_AUDIT, type AuditRow } from './audit/audit';
-import { hotQuery, type Queryable, type Sql } from './db/sql';
-import type { StepOptionsJson } from './entities/step.entity';
-import type { SerializedError } from './errors';
+import { appendAudit, INSERT_AUDIT, type AuditRow } from '../audit/audit';
+import { hotQuery, type Queryable, type Sql } from '../db/sql';
+import type { StepOptionsJson } from '../entities/step.entity';
+import type { SerializedError } from '../errors';
 import { READY_COLUMNS, toReadyStep, type ReadyStep } from './ready-step';
-import { cancelOpenSteps, finishRuns, type CancelledStep } from './run-store';
+import { cancelOpenSteps, finishRuns, type CancelledStep } from '../runs/run-store';
 
 export { toReadyStep, type ReadyStep } from './ready-step';
-export type { CancelledStep } from './run-store';
+export type { CancelledStep } from '../runs/run-store';
 
 /** What a worker gets when it fences a step to `running`. */
 export interface StartedStep {

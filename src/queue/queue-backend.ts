@@ -1,7 +1,7 @@
 import { createPostgresBackend, Queue, Worker, withBackend, type Processor as BullProcessor, type WorkerOptions as BullWorkerOptions } from 'bullmq';
 import IORedis from 'ioredis';
-import { isTransientError } from './infra/retry';
-import { silentLogger, type Logger } from './logger';
+import { isTransientError } from '../infra/retry';
+import { silentLogger, type Logger } from '../telemetry/logger';
 
 /** Which store carries the BullMQ queues. */
 export type QueueBackendKind = 'redis' | 'postgres';

@@ -1,8 +1,8 @@
 import type { JobsOptions } from 'bullmq';
 import type { Logger } from 'pino';
-import { withInfraRetry } from './infra/retry';
+import { withInfraRetry } from '../infra/retry';
 import type { QueueBackend, QueueBackendKind, StepJobData } from './queue-backend';
-import type { ReadyStep } from './step-store';
+import type { ReadyStep } from '../steps/step-store';
 
 /**
  * How long BullMQ keeps finished jobs, for Bull Board and the job logs (the

@@ -1,5 +1,5 @@
-import type { Sql } from './db/sql';
-import type { ResolvedWorkflow, WorkflowView } from './types';
+import type { Sql } from '../db/sql';
+import type { ResolvedWorkflow, WorkflowView } from '../types';
 
 /**
  * The registry of workflow definitions in Postgres. Workers register theirs at

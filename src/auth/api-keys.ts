@@ -1,7 +1,7 @@
 import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import type { Queryable } from './db/sql';
-import { ConfigError } from './errors';
-import { isoTime, isUuid } from './json';
+import type { Queryable } from '../db/sql';
+import { ConfigError } from '../errors';
+import { isoTime, isUuid } from '../json';
 
 /** An API key as listed (never its secret). */
 export interface ApiKeyView {

@@ -1,7 +1,7 @@
 import { z } from 'zod';
-import { MAX_PRIORITY, WORKFLOW_NAME } from './definitions';
-import { DAY_MS } from './json';
-import { RUN_STATUSES } from './states';
+import { MAX_PRIORITY, WORKFLOW_NAME } from '../workflows/definitions';
+import { DAY_MS } from '../json';
+import { RUN_STATUSES } from '../states';
 
 /** Workspace names. */
 export const WORKSPACE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;

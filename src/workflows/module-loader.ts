@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { resolveModule } from './definitions';
-import { ConfigError } from './errors';
-import type { DroverModule } from './types';
+import { ConfigError } from '../errors';
+import type { DroverModule } from '../types';
 
 let tsHookInstalled = false;
 

@@ -1,7 +1,7 @@
-import { DroverError } from './errors';
+import { DroverError } from '../errors';
 import type {
   AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunView, RunWithSteps, WorkerView, WorkflowView,
-} from './types';
+} from '../types';
 import { pollRun, type WaitOptions } from './wait';
 
 /** Options of `DroverClient`. */

@@ -1,20 +1,20 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, type DroverConfig } from './config';
-import type { Drover } from './drover';
-import { DroverError } from './errors';
-import type { Logger } from './logger';
-import { VERSION } from './version';
+import { loadConfig, type DroverConfig } from '../config';
+import type { Drover } from '../drover';
+import { DroverError } from '../errors';
+import type { Logger } from '../telemetry/logger';
+import { VERSION } from '../version';
 
 // The engine, express, Bull Board and TypeORM load only when a command needs
 // them, so `--help` and configuration errors answer at once.
 const lazy = {
-  drover: () => import('./drover'),
-  migrations: () => import('./db/data-source'),
-  server: () => import('./http/server'),
-  embedded: () => import('./infra/embedded-database'),
-  logger: () => import('./logger'),
-  moduleLoader: () => import('./module-loader'),
-  worker: () => import('./worker'),
+  drover: () => import('../drover'),
+  migrations: () => import('../db/data-source'),
+  server: () => import('../http/server'),
+  embedded: () => import('../embedded/embedded-database'),
+  logger: () => import('../telemetry/logger'),
+  moduleLoader: () => import('../workflows/module-loader'),
+  worker: () => import('../worker/worker'),
   start: () => import('./start'),
 };
 

@@ -1,6 +1,6 @@
-import { appendAudit, INSERT_AUDIT, type AuditRow } from './audit/audit';
-import { hotQuery, type Queryable, type Sql } from './db/sql';
-import { READY_COLUMNS, toReadyStep, type ReadyStep } from './ready-step';
+import { appendAudit, INSERT_AUDIT, type AuditRow } from '../audit/audit';
+import { hotQuery, type Queryable, type Sql } from '../db/sql';
+import { READY_COLUMNS, toReadyStep, type ReadyStep } from '../steps/ready-step';
 
 /** A step moved to `cancelled` whose job may still sit in the queue. */
 export interface CancelledStep {

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { DefinitionError } from './errors';
-import { DAY_MS } from './json';
-import type { DroverModule, Processor, ResolvedStep, ResolvedWorkflow, StepDefinition, WorkflowDefinition } from './types';
+import { DefinitionError } from '../errors';
+import { DAY_MS } from '../json';
+import type { DroverModule, Processor, ResolvedStep, ResolvedWorkflow, StepDefinition, WorkflowDefinition } from '../types';
 
 /** Workflow names: `[a-z0-9][a-z0-9._-]{0,63}`. */
 export const WORKFLOW_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;

@@ -1,19 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { appendEvents, readAudit, type AuditEvent } from './audit/audit';
+import { appendEvents, readAudit, type AuditEvent } from '../audit/audit';
 import type { Logger } from 'pino';
-import type { Dispatcher } from './dispatcher';
-import type { Queryable, Sql } from './db/sql';
-import { CommitUnknownError, invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow, type RequestError } from './errors';
-import { isTransientError, withInfraRetry } from './infra/retry';
-import { findNonJson, isJsonObject, isUuid } from './json';
-import type { Metrics } from './metrics';
+import type { Dispatcher } from '../queue/dispatcher';
+import type { Queryable, Sql } from '../db/sql';
+import { CommitUnknownError, invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow, type RequestError } from '../errors';
+import { isTransientError, withInfraRetry } from '../infra/retry';
+import { findNonJson, isJsonObject, isUuid } from '../json';
+import type { Metrics } from '../telemetry/metrics';
 import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
-import { toReadyStep, type ReadyStep } from './ready-step';
+import { toReadyStep, type ReadyStep } from '../steps/ready-step';
 import type { RunStore } from './run-store';
-import type { StepOptionsJson } from './entities/step.entity';
-import type { AuditEventView, CreateRunRequest, ListRunsQuery, Page, ResolvedWorkflow, RunView, RunWithSteps } from './types';
+import type { StepOptionsJson } from '../entities/step.entity';
+import type { AuditEventView, CreateRunRequest, ListRunsQuery, Page, ResolvedWorkflow, RunView, RunWithSteps } from '../types';
 import { RUN_COLUMNS, STEP_COLUMNS, toRunView, toStepView } from './views';
-import type { WorkflowRegistry } from './workflow-registry';
+import type { WorkflowRegistry } from '../workflows/workflow-registry';
 
 /** Options of the run service. */
 export interface RunServiceOptions {

@@ -1,4 +1,4 @@
-import type { StepOptionsJson } from './entities/step.entity';
+import type { StepOptionsJson } from '../entities/step.entity';
 
 /** A step ready to be enqueued (what the dispatcher needs). */
 export interface ReadyStep {
