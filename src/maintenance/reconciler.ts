@@ -204,8 +204,6 @@ export class Reconciler {
     }));
     if (missing.length === 0) return;
     // Audit first: the row is the truth; a crash before enqueue is found by the next pass.
-    const byRun = new Map<string, string[]>();
-    for (const s of missing) byRun.set(s.runId, [...(byRun.get(s.runId) ?? []), s.id]);
     await appendEvents(this.deps.sql, ACTOR, missing.map((s) => ({
       type: 'step.reenqueued', runId: s.runId, stepId: s.id, data: { reason: 'queued step had no live job' },
     })));
