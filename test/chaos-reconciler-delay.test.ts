@@ -1,9 +1,6 @@
-import { Dispatcher, jobIdOf } from '../src/queue/dispatcher';
-import { silentLogger } from '../src/telemetry/logger';
-import { Reconciler } from '../src/maintenance/reconciler';
-import { StepStore } from '../src/steps/step-store';
+import { jobIdOf } from '../src/queue/dispatcher';
 import { describeEachBackend } from './helpers/env';
-import { createEngine, type EngineHarness } from './helpers/engine';
+import { createEngine, reconcilerFor, type EngineHarness } from './helpers/engine';
 
 // Found by `npm run chaos` (redis-restart): a delayed run whose job Redis lost was
 // re-enqueued by the reconciler without its delay, so its first step ran early.
@@ -17,10 +14,7 @@ describeEachBackend('the reconciler keeps what is left of a lost job\'s delay', 
   // Postgres keeps microseconds, JavaScript milliseconds, and the delay is rounded.
   const ROUNDING_MS = 3;
 
-  const reconcile = () => new Reconciler({
-    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
-    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
-  }, { queuedGraceMs: 0 }).reconcile();
+  const reconcile = () => reconcilerFor(engine).reconcile();
 
   /** Moves the queued step of a run (and when its retry may start) `ms` into the past, as if it had waited that long. */
   const waited = (runId: string, ms: number) => engine.sql.query(`

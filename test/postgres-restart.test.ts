@@ -1,12 +1,8 @@
 import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { Client } from 'pg';
-import { migrate } from '../src/db/data-source';
 import { EmbeddedPostgres } from '../src/embedded/embedded-postgres';
-import { databaseUrl } from './harness/services';
 import { describeEachBackend } from './helpers/env';
 import { createEngine, eventually, sleep, type EngineHarness } from './helpers/engine';
+import { startOwnPostgres } from './helpers/own-postgres';
 
 describeEachBackend('a Postgres restart during work', (backend) => {
   let server: EmbeddedPostgres;
@@ -14,16 +10,8 @@ describeEachBackend('a Postgres restart during work', (backend) => {
   let engine: EngineHarness;
 
   beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-pgrestart-'));
-    fs.chmodSync(dir, 0o755);
-    server = new EmbeddedPostgres({ dataDir: path.join(dir, 'pg'), fsync: false });
-    const admin = await server.start();
-    const c = new Client({ connectionString: admin });
-    await c.connect();
-    await c.query('CREATE DATABASE work');
-    await c.end();
-    const url = databaseUrl(admin, 'work');
-    await migrate(url, { queueBackend: backend === 'postgres' ? 'postgres' : 'redis' });
+    let url: string;
+    ({ server, dir, url } = await startOwnPostgres('pgrestart', backend));
     engine = await createEngine(backend, { databaseUrl: url });
   });
   afterEach(async () => {

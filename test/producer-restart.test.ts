@@ -1,18 +1,16 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import express from 'express';
 import { Client } from 'pg';
-import { migrate } from '../src/db/data-source';
 import { Drover } from '../src/drover';
 import { CommitUnknownError } from '../src/errors';
 import { errorHandler } from '../src/http/errors';
 import { EmbeddedPostgres, postgresBinDir, stopStaleServer } from '../src/embedded/embedded-postgres';
 import { silentLogger } from '../src/telemetry/logger';
-import { databaseUrl } from './harness/services';
 import { describeEachBackend, redisUrlFor, uniqueNamespace } from './helpers/env';
 import { eventually } from './helpers/engine';
+import { startOwnPostgres } from './helpers/own-postgres';
 
 const PAIR = { name: 'pair', steps: [{ name: 'a', processor: 'p' }, { name: 'b', processor: 'p', dependsOn: ['a'] }] };
 const HOLD_KEY = 4242;
@@ -40,16 +38,7 @@ describeEachBackend('producers through a Postgres restart', (backend) => {
   let drover: Drover;
 
   beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-producer-'));
-    fs.chmodSync(dir, 0o755);
-    server = new EmbeddedPostgres({ dataDir: path.join(dir, 'pg'), fsync: false });
-    const admin = await server.start();
-    const c = new Client({ connectionString: admin });
-    await c.connect();
-    await c.query('CREATE DATABASE work');
-    await c.end();
-    url = databaseUrl(admin, 'work');
-    await migrate(url, { queueBackend: backend === 'postgres' ? 'postgres' : 'redis' });
+    ({ server, dir, url } = await startOwnPostgres('producer', backend));
     drover = await Drover.connect({ databaseUrl: url, redisUrl: redisUrlFor(backend), namespace: uniqueNamespace() });
     await drover.registerWorkflows([PAIR]);
   });

@@ -2,13 +2,12 @@ import { randomUUID } from 'node:crypto';
 import IORedis from 'ioredis';
 import { Dispatcher } from '../src/queue/dispatcher';
 import { silentLogger } from '../src/telemetry/logger';
-import { Reconciler } from '../src/maintenance/reconciler';
 import { RunService } from '../src/runs/run-service';
 import { RunStore } from '../src/runs/run-store';
 import { StepStore, type ReadyStep } from '../src/steps/step-store';
 import { WorkflowRegistry } from '../src/workflows/workflow-registry';
 import { describeEachBackend, testRedisUrl } from './helpers/env';
-import { createEngine, eventually, sleep, type EngineHarness } from './helpers/engine';
+import { createEngine, eventually, reconcilerFor, sleep, type EngineHarness } from './helpers/engine';
 import { Calls } from './helpers/fixtures';
 
 /** A dispatcher that "crashes" between commit and enqueue: it never enqueues. */
@@ -43,10 +42,6 @@ describeEachBackend('the reconciler', (backend) => {
   beforeEach(async () => { engine = await createEngine(backend); });
   afterEach(async () => { await engine.close(); });
 
-  const reconcilerFor = () => new Reconciler({
-    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
-    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
-  }, { queuedGraceMs: 0 });
 
   it('enqueues a step whose commit happened but whose enqueue never did', async () => {
     const wf = { name: 'lost', steps: [{ name: 'a', processor: 'noop' }] };
@@ -70,7 +65,7 @@ describeEachBackend('the reconciler', (backend) => {
     // Crash injected between the step's success and the run's finish: the job is gone, the run still open.
     await engine.sql.query(`UPDATE drover.steps SET status = 'succeeded', output = '7'::jsonb, finished_at = now() WHERE run_id = $1`, [run.id]);
     await engine.sql.query(`UPDATE drover.runs SET open_steps = 0 WHERE id = $1`, [run.id]);
-    const report = await reconcilerFor().reconcile();
+    const report = await reconcilerFor(engine).reconcile();
     expect(report).toMatchObject({ ran: true, runsFinished: 1, jobsRemoved: 1 });
     const after = await engine.drover.getRun(run.id);
     expect(after).toMatchObject({ status: 'succeeded', output: { a: 7 } });
@@ -92,7 +87,7 @@ describeEachBackend('the reconciler', (backend) => {
     await eventually(async () => (await engine.backend.queue('default').getJobState(jobId)) === 'completed', 10_000, 'the job to complete');
     await raw.close();
 
-    const report = await reconcilerFor().reconcile();
+    const report = await reconcilerFor(engine).reconcile();
     expect(report.requeued).toBe(1);
     const [row] = await engine.sql.query(`SELECT status FROM drover.steps WHERE id = $1`, [step.id]);
     expect(row.status).toBe('queued');
@@ -105,12 +100,12 @@ describeEachBackend('the reconciler', (backend) => {
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock(7312004512)');
-      expect((await reconcilerFor().reconcile()).ran).toBe(false);
+      expect((await reconcilerFor(engine).reconcile()).ran).toBe(false);
       await client.query('COMMIT');
     } finally {
       client.release();
     }
-    expect((await reconcilerFor().reconcile()).ran).toBe(true);
+    expect((await reconcilerFor(engine).reconcile()).ran).toBe(true);
   });
 
   it('marks a stopped worker stopped and a silent one gone', async () => {
@@ -121,7 +116,7 @@ describeEachBackend('the reconciler', (backend) => {
     // A worker that stopped heartbeating without closing (its process was killed).
     await engine.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status, last_heartbeat_at)
       VALUES ('silent', 'h', 1, '{default}', 1, '0', 'active', now() - interval '1 minute')`);
-    const report = await reconcilerFor().reconcile();
+    const report = await reconcilerFor(engine).reconcile();
     expect(report.workersGone).toBe(1);
     const workers = await engine.drover.listWorkers();
     expect(Object.fromEntries(workers.map((w) => [w.id, w.status]))).toEqual({ [stopped.id]: 'stopped', silent: 'gone', [workers.find((w) => w.status === 'active')!.id]: 'active' });
@@ -138,10 +133,7 @@ describeEachBackend('the reconciler behind a backlog larger than its batch', (ba
   const BATCH = 50;
   const BACKLOG = 60;
   const wf = { name: 'backlog', steps: [{ name: 'a', processor: 'noop' }] };
-  const reconciler = () => new Reconciler({
-    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
-    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
-  }, { queuedGraceMs: 0, batchSize: BATCH });
+  const reconciler = () => reconcilerFor(engine, { batchSize: BATCH });
   /** Runs delayed an hour: their steps are queued, their jobs delayed (live). */
   const backlog = async () => {
     await engine.drover.registerWorkflows([wf]);

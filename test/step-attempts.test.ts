@@ -1,10 +1,7 @@
-import { Dispatcher, jobIdOf } from '../src/queue/dispatcher';
-import { silentLogger } from '../src/telemetry/logger';
-import { Reconciler } from '../src/maintenance/reconciler';
-import { StepStore } from '../src/steps/step-store';
+import { jobIdOf } from '../src/queue/dispatcher';
 import type { AuditEventView } from '../src/types';
 import { describeEachBackend } from './helpers/env';
-import { createEngine, eventually, type EngineHarness } from './helpers/engine';
+import { createEngine, eventually, reconcilerFor, type EngineHarness } from './helpers/engine';
 
 /** Postgres owns a step's attempts and the time of its next one; BullMQ only carries the job. */
 describeEachBackend('attempts owned by Postgres', (backend) => {
@@ -12,10 +9,6 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
   beforeEach(async () => { engine = await createEngine(backend); });
   afterEach(async () => { await engine.close(); });
 
-  const reconcilerFor = () => new Reconciler({
-    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql),
-    dispatcher: new Dispatcher(engine.backend, silentLogger), logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
-  }, { queuedGraceMs: 0 });
   const ofType = (audit: AuditEventView[], type: string) => audit.filter((e) => e.type === type);
   const at = (e: AuditEventView) => Date.parse(e.at);
   const failing = async (ctx: { step: { attempt: number } }) => { throw new Error(`failure ${ctx.step.attempt}`); };
@@ -41,7 +34,7 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
     const queue = engine.backend.queue('default');
     await eventually(async () => (await queue.getJobState(jobIdOf(stepId, 0))) === 'delayed', 10_000, 'the job to back off');
     expect(await queue.remove(jobIdOf(stepId, 0))).toBe(1);
-    expect(await reconcilerFor().reconcile()).toMatchObject({ ran: true, reenqueued: 1 });
+    expect(await reconcilerFor(engine).reconcile()).toMatchObject({ ran: true, reenqueued: 1 });
 
     const done = await engine.drover.waitForRun(run.id, { timeoutMs: 20_000 });
     expect(done.status).toBe('failed');

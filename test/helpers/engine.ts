@@ -1,6 +1,10 @@
 import { Pool } from 'pg';
 import { Sql } from '../../src/db/sql';
 import { Drover } from '../../src/drover';
+import { Reconciler, type ReconcilerOptions } from '../../src/maintenance/reconciler';
+import { Dispatcher } from '../../src/queue/dispatcher';
+import { StepStore } from '../../src/steps/step-store';
+import { silentLogger } from '../../src/telemetry/logger';
 import { QueueBackend } from '../../src/queue/queue-backend';
 import type { Processor, WorkflowDefinition } from '../../src/types';
 import type { DroverWorker, WorkerOptions } from '../../src/worker/worker';
@@ -58,6 +62,14 @@ export async function createEngine(backend: BackendKind, options: { databaseUrl?
       await sql.pool.end();
     },
   };
+}
+
+/** A reconciler on the harness's database and queues (`queuedGraceMs` 0: every queued step is checked at once). */
+export function reconcilerFor(engine: EngineHarness, options: ReconcilerOptions = {}): Reconciler {
+  return new Reconciler({
+    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql), dispatcher: new Dispatcher(engine.backend, silentLogger),
+    logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
+  }, { queuedGraceMs: 0, ...options });
 }
 
 /** Polls `check` until it returns truthy or the deadline passes. */
