@@ -135,16 +135,6 @@ export async function stopEverything(): Promise<void> {
 /** Which API server the producers talk to. */
 export type ApiKind = 'drover' | 'stand-in';
 
-/** Whether `drover server` exists in this checkout (the HTTP issue may land while chaos runs). */
-export function hasDroverServer(): boolean {
-  try {
-    const cli = fs.readFileSync(path.join(ROOT, 'src', 'cli.ts'), 'utf8');
-    return /['"]server['"]/.test(cli) && fs.existsSync(path.join(ROOT, 'src', 'http'));
-  } catch {
-    return false;
-  }
-}
-
 /**
  * The OS processes of one scenario: worker processes and the API server.
  * Workers that fail to start (a replacement started mid-fault) are started

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { Pool } from 'pg';
 import { QueueBackend } from '../src/queue/queue-backend';
 import { checkInvariants, checkPostgresLog, waitForSettle } from './checks';
-import { Fleet, hasDroverServer, Services, stopEverything, type ApiKind } from './cluster';
+import { Fleet, Services, stopEverything, type ApiKind } from './cluster';
 import { Producer } from './producer';
 import { machine, table, writeSection, type ScenarioRow } from './report';
 import { MIXED_SCENARIO, SCENARIOS, type Scenario } from './scenarios';
@@ -31,7 +31,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const log = (message: string) => console.log(`[chaos ${new Date().toISOString().slice(11, 19)}] ${message}`);
 
 function parseArgs(argv: string[]): ChaosOptions {
-  const o: ChaosOptions = { quick: false, workers: 3, concurrency: 10, api: hasDroverServer() ? 'drover' : 'stand-in', backend: 'redis', write: true };
+  const o: ChaosOptions = { quick: false, workers: 3, concurrency: 10, api: 'drover', backend: 'redis', write: true };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
