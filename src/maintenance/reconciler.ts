@@ -165,11 +165,12 @@ export class Reconciler {
     this.runningAfter = nextKeyset(rows, this.o.batchSize);
     const ready: ReadyStep[] = [];
     for (const row of rows) {
-      const state = await this.jobState(row.queue, jobIdOf(row.id, row.generation));
+      const jobId = jobIdOf(row.id, row.generation);
+      const state = await this.jobState(row.queue, jobId);
       if (state === 'active') continue; // BullMQ's stall detection will hand it to a live worker
       const finishedJob = state === 'completed' || state === 'failed';
       if (row.worker_alive && !finishedJob) continue;
-      if (state !== 'missing' && !LIVE_JOB_STATES.has(state)) await this.removeJob(row.queue, jobIdOf(row.id, row.generation));
+      if (state !== 'missing' && !LIVE_JOB_STATES.has(state)) await this.removeJob(row.queue, jobId);
       const reason = row.worker_alive ? `job ${state} but the step still running` : `worker gone; job ${state}`;
       const step = await this.deps.store.requeueLostStep(row.id, row.lease, ACTOR, reason);
       if (step) ready.push(step);
@@ -219,13 +220,10 @@ export class Reconciler {
        WHERE finished_at IS NULL AND open_steps = 0 AND (created_at, id) > ($2::timestamptz, $3::uuid)
        ORDER BY created_at, id LIMIT $1`, [this.o.batchSize, this.runsAfter.at, this.runsAfter.id]);
     this.runsAfter = nextKeyset(rows, this.o.batchSize);
-    for (const row of rows) {
-      const status = (await finishRuns(this.deps.sql, [row.id], ACTOR)).get(row.id);
-      if (status) {
-        report.runsFinished++;
-        this.deps.metrics.runsFinished.inc({ status });
-      }
-    }
+    // One statement for the page (finishRuns locks the runs in id order).
+    const finished = rows.length ? await finishRuns(this.deps.sql, rows.map((r) => r.id), ACTOR) : new Map<string, 'succeeded' | 'failed'>();
+    for (const status of finished.values()) this.deps.metrics.runsFinished.inc({ status });
+    report.runsFinished = finished.size;
     if (report.runsFinished) this.deps.metrics.reconcilerRepairs.inc({ kind: 'run_finished' }, report.runsFinished);
   }
 
