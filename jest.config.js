@@ -8,13 +8,23 @@ const swc = {
   module: { type: 'commonjs' },
 };
 
+/** The dashboard's pages are .tsx (preact's JSX, rendered to strings on the server). */
+const swcTsx = {
+  ...swc,
+  jsc: {
+    ...swc.jsc,
+    parser: { ...swc.jsc.parser, tsx: true },
+    transform: { ...swc.jsc.transform, react: { runtime: 'automatic', importSource: 'preact' } },
+  },
+};
+
 module.exports = {
   testEnvironment: 'node',
   rootDir: __dirname,
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   testPathIgnorePatterns: ['/node_modules/', '/test/fixtures/'],
-  transform: { '^.+\\.ts$': ['@swc/jest', swc] },
+  transform: { '^.+\\.ts$': ['@swc/jest', swc], '^.+\\.tsx$': ['@swc/jest', swcTsx] },
   globalSetup: '<rootDir>/test/harness/global-setup.ts',
   globalTeardown: '<rootDir>/test/harness/global-teardown.ts',
   testTimeout: 60_000,

@@ -1,5 +1,10 @@
 import { Client } from 'pg';
 
+/** Creates the monthly audit partitions back to `daysBack` days ago (seeded history is backdated). */
+export async function ensureAuditMonths(client: Client, daysBack: number): Promise<void> {
+  await client.query(`SELECT drover.ensure_audit_partition((now() - make_interval(days => d))::date) FROM generate_series(0, $1::int) d`, [daysBack]);
+}
+
 /**
  * Fills a migrated database with finished history: `runs` succeeded runs of
  * `stepsPerRun` succeeded steps each, with their audit trail (created, queued,
@@ -11,6 +16,7 @@ export async function seedHistory(url: string, runs: number, stepsPerRun: number
   await client.connect();
   try {
     await client.query(`SET synchronous_commit = off`);
+    await ensureAuditMonths(client, 62);
     await client.query(`
       INSERT INTO drover.runs (id, workflow, workflow_version, definition, status, input, output, workspace, open_steps,
                                created_at, started_at, finished_at)

@@ -77,6 +77,8 @@ async function start(system: SystemId, target: Target): Promise<{ go?: () => Pro
       const worker = createWorker({
         databaseUrl: target.databaseUrl, redisUrl: system === 'drover-redis' ? target.redisUrl : undefined, namespace: target.queue,
         workflows: WORKFLOWS, concurrency: config.concurrency,
+        // BENCH_RECORD_START_AFTER_MS=0 measures the start written on its own (before the one-write path).
+        recordStartAfterMs: process.env.BENCH_RECORD_START_AFTER_MS ? Number(process.env.BENCH_RECORD_START_AFTER_MS) : undefined,
         processors: {
           noop: async () => { finished(); return null; },
           chain: async (ctx) => {

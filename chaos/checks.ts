@@ -3,7 +3,7 @@ import type { Pool } from 'pg';
 import { jobIdOf } from '../src/queue/dispatcher';
 import type { QueueBackend } from '../src/queue/queue-backend';
 import type { RunRecord } from './producer';
-import { JOIN_BRANCHES } from './workflows';
+import { JOIN_BRANCHES, MAP_ITEMS, SLEEP_MS } from './workflows';
 
 /** What the checker found after the system settled. */
 export interface CheckResult {
@@ -120,6 +120,9 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
           `expected succeeded${options.attemptsMayBeLost ? ' (or failed with lost attempts only)' : ''}; failures: ${failures.join('; ') || 'none'}`);
         break;
       }
+      case 'signal':
+        expect(run.status === 'succeeded' && allSucceeded && (r.signalled ?? 0) > 0, 'expected succeeded after the signal');
+        break;
       default:
         expect(run.status === 'succeeded' && allSucceeded, 'expected succeeded with every step succeeded');
     }
@@ -131,17 +134,29 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
   }
   // A run's delayMs holds whatever happens to the queue: no step of a delayed run starts earlier.
   const { rows: early } = await pool.query(`
-    SELECT r.id, r.idempotency_key, r.delay_ms, extract(epoch FROM (min(e.at) - r.created_at)) * 1000 AS after_ms
-      FROM drover.runs r JOIN drover.audit_events e ON e.run_id = r.id AND e.type = 'step.started'
-     WHERE r.delay_ms > 0 GROUP BY r.id HAVING min(e.at) < r.created_at + make_interval(secs => (r.delay_ms - 50)::double precision / 1000)`);
+    SELECT r.id, r.idempotency_key, r.delay_ms, extract(epoch FROM (min(e.started) - r.created_at)) * 1000 AS after_ms
+      FROM drover.runs r
+      JOIN (SELECT run_id, COALESCE((data->>'startedAt')::timestamptz, at) AS started FROM drover.audit_events
+             WHERE type = 'step.started' OR type IN ('step.succeeded', 'step.attempt_failed', 'step.failed') AND data ? 'startedAt') e
+        ON e.run_id = r.id
+     WHERE r.delay_ms > 0 GROUP BY r.id HAVING min(e.started) < r.created_at + make_interval(secs => (r.delay_ms - 50)::double precision / 1000)`);
   for (const e of early) add(`delay: run ${e.id} (${e.idempotency_key}) started a step ${Math.round(e.after_ms)} ms after creation; its delayMs is ${e.delay_ms}`);
+  // A durable sleep never wakes early, whatever happened to the queue and the workers.
+  const { rows: earlyNaps } = await pool.query(`
+    SELECT s.run_id, (s.output->>'sleptMs')::int AS slept FROM drover.steps s
+     WHERE s.processor = 'drover:sleep' AND s.status = 'succeeded' AND (s.output->>'sleptMs')::int < $1`, [SLEEP_MS - 50]);
+  for (const n of earlyNaps) add(`sleep: run ${n.run_id} slept ${n.slept} ms of ${SLEEP_MS}`);
+  // A map's output is its elements' results in order, one per item.
+  const { rows: maps } = await pool.query(`
+    SELECT m.run_id, jsonb_array_length(m.output) AS n FROM drover.steps m WHERE m.processor = 'drover:map' AND m.status = 'succeeded'`);
+  for (const m of maps) if (m.n !== MAP_ITEMS) add(`map: run ${m.run_id} has ${m.n} results of ${MAP_ITEMS}`);
   const { rows: dupKeys } = await pool.query(`
     SELECT idempotency_key, count(*)::int AS n FROM drover.runs WHERE idempotency_key IS NOT NULL GROUP BY 1 HAVING count(*) > 1`);
   for (const d of dupKeys) add(`idempotency: key ${d.idempotency_key} made ${d.n} runs`);
 
   // Causal order per step (and no success twice, or after a cancel), replaying the audit trail.
   const { rows: events } = await pool.query(`
-    SELECT id, type, run_id, step_id FROM drover.audit_events
+    SELECT id, type, run_id, step_id, data ? 'startedAt' AS with_start FROM drover.audit_events
      WHERE type LIKE 'step.%' AND type <> 'step.log' OR type = 'run.retried' ORDER BY run_id, id`);
   let doubleCompletions = 0;
   const succeededCount = new Map<string, number>();
@@ -156,7 +171,10 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
     }
     const st = state.get(e.step_id) ?? { s: 'pending', afterAttemptFailed: false };
     state.set(e.step_id, st);
-    const from = st.s;
+    // An attempt whose start was written with its outcome (the one-write path) goes from queued to its outcome:
+    // its running state was never written on its own, so it is replayed as if it had been.
+    const oneWrite = e.with_start && st.s === 'queued' && ['step.succeeded', 'step.attempt_failed', 'step.failed'].includes(e.type);
+    const from = oneWrite ? 'running' : st.s;
     const bad = (why: string) => add(`order: step ${e.step_id} of run ${e.run_id}: ${e.type} (event ${e.id}) while ${from}${why ? `: ${why}` : ''}`);
     const was = st.afterAttemptFailed;
     st.afterAttemptFailed = false;
@@ -176,6 +194,8 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
       case 'step.failed': if (from !== 'running' && !(from === 'queued' && was)) bad(''); st.s = 'failed'; break;
       case 'step.skipped': if (from !== 'pending') bad(''); st.s = 'skipped'; break;
       case 'step.cancelled': if (!['pending', 'queued', 'running'].includes(from)) bad(''); st.s = 'cancelled'; break;
+      // A map step's elements were created: it waits for them (queued → pending) under a new generation.
+      case 'step.map_started': if (from !== 'queued') bad(''); st.s = 'pending'; break;
       default: break; // step.reenqueued is the reconciler's note; it changes no state
     }
   }

@@ -6,7 +6,9 @@ import { Client } from 'pg';
 import { migrate } from '../src/db/data-source';
 import { EmbeddedPostgres, type EmbeddedPostgresOptions } from '../src/embedded/embedded-postgres';
 import { freePort } from '../src/embedded/free-port';
+import { RedisCluster } from '../test/harness/redis-cluster';
 import { RedisServer } from '../test/harness/redis-server';
+import { destroyNetworks, type Host, type HostNetwork } from './network';
 import type { ChaosApiArgs } from './api-server';
 import type { ChaosWorkerArgs } from './worker';
 import { CHAOS_SCHEMA_SQL } from './workflows';
@@ -30,6 +32,8 @@ export function killAllChildren(): void {
  */
 export class Services {
   private paused = false;
+  /** The Redis Cluster of the scenarios that need one (started on first use, stopped after the scenario). */
+  cluster?: RedisCluster;
   private constructor(readonly dir: string, readonly redis: RedisServer, public postgres: EmbeddedPostgres, readonly adminUrl: string, readonly postgresLog: string) {}
 
   static async start(logDir: string): Promise<Services> {
@@ -78,6 +82,20 @@ export class Services {
     return this.databaseUrl(name);
   }
 
+  /** A fresh 3-master, 3-replica Redis Cluster on loopback, for one scenario. */
+  async startCluster(): Promise<RedisCluster> {
+    await this.stopCluster();
+    const cluster = new RedisCluster();
+    this.cluster = cluster;
+    await cluster.start();
+    return cluster;
+  }
+
+  async stopCluster(): Promise<void> {
+    await this.cluster?.stop();
+    this.cluster = undefined;
+  }
+
   /** Fault: Redis stopped and started again with no persistence (empty), same port. */
   async restartRedis(): Promise<void> {
     await this.redis.restart();
@@ -107,7 +125,7 @@ export class Services {
 
   async stop(): Promise<void> {
     if (this.paused && this.redis.pid) process.kill(this.redis.pid, 'SIGCONT');
-    await Promise.allSettled([this.redis.stop(), this.postgres.stop()]);
+    await Promise.allSettled([this.redis.stop(), this.postgres.stop(), this.stopCluster()]);
     this.redis.cleanup();
     fs.rmSync(this.dir, { recursive: true, force: true });
     if (active === this) active = undefined;
@@ -129,6 +147,7 @@ let active: Services | undefined;
 /** Stops everything the suite started: children first, then the services. */
 export async function stopEverything(): Promise<void> {
   killAllChildren();
+  destroyNetworks();
   await active?.stop().catch(() => undefined);
 }
 
@@ -142,6 +161,8 @@ export type ApiKind = 'drover' | 'stand-in';
  */
 export class Fleet {
   readonly workers = new Map<string, ChildProcess>();
+  /** The network host of each worker, when the workers live on hosts of their own. */
+  readonly hostOf = new Map<string, Host>();
   private api?: ChildProcess;
   apiPort = 0;
   private seq = 0;
@@ -150,7 +171,11 @@ export class Fleet {
   readonly rssPeakMb = { workers: 0, api: 0 };
 
   constructor(
-    private readonly o: { databaseUrl: string; redisUrl?: string; namespace: string; concurrency: number; gracePeriodMs: number; logDir: string; api: ApiKind },
+    private readonly o: {
+      databaseUrl: string; redisUrl?: string; namespace: string; concurrency: number; gracePeriodMs: number; logDir: string; api: ApiKind;
+      /** Workers on hosts of their own (network namespaces), one per host in turn; default: on loopback. */
+      network?: HostNetwork;
+    },
   ) {}
 
   get apiUrl(): string {
@@ -160,11 +185,15 @@ export class Fleet {
   /** Starts a worker process; resolves once it consumes (or exits). */
   startWorker(): Promise<void> {
     const name = `${this.o.namespace}-w${++this.seq}`;
+    const network = this.o.network;
+    const host = network?.hosts[(this.seq - 1) % network.hosts.length];
+    const reach = (url: string) => (network ? network.fromHost(url) : url);
     const args: ChaosWorkerArgs = {
-      name, databaseUrl: this.o.databaseUrl, redisUrl: this.o.redisUrl, namespace: this.o.namespace,
+      name, databaseUrl: reach(this.o.databaseUrl), redisUrl: this.o.redisUrl && reach(this.o.redisUrl), namespace: this.o.namespace,
       concurrency: this.o.concurrency, gracePeriodMs: this.o.gracePeriodMs,
     };
-    const child = this.spawnNode([path.join(__dirname, 'worker.js'), JSON.stringify(args)], `${name}.log`);
+    const child = this.spawnNode([path.join(__dirname, 'worker.js'), JSON.stringify(args)], `${name}.log`, undefined, host?.ns);
+    if (host) this.hostOf.set(name, host);
     this.workers.set(name, child);
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, 30_000);
@@ -243,9 +272,11 @@ export class Fleet {
     })));
   }
 
-  private spawnNode(argv: string[], logName: string, env?: Record<string, string>): ChildProcess {
+  /** Spawns node (in the network namespace `ns` when given: `ip netns exec` execs it, same pid). */
+  private spawnNode(argv: string[], logName: string, env?: Record<string, string>, ns?: string): ChildProcess {
     const log = fs.openSync(path.join(this.o.logDir, logName), 'a');
-    const child = spawn(process.execPath, argv, {
+    const [command, args] = ns ? ['ip', ['netns', 'exec', ns, process.execPath, ...argv]] : [process.execPath, argv];
+    const child = spawn(command, args, {
       stdio: ['ignore', log, log, 'ipc'], cwd: ROOT, env: env ? { ...process.env, ...env } : process.env,
     });
     fs.closeSync(log);

@@ -14,6 +14,8 @@ export interface RunRecord {
   cancel?: 'acked' | 'late' | 'unknown';
   /** Resume: whether the retry request was accepted. */
   resumed?: boolean;
+  /** Signal runs: how many signals the API accepted (201). */
+  signalled?: number;
   /** Why the producer gave up on this run, if it did. */
   gaveUp?: string;
 }
@@ -21,6 +23,7 @@ export interface RunRecord {
 /** Relative frequency of each kind in the load. */
 const WEIGHTS: Record<RunKind, number> = {
   chain: 3, diamond: 2, fanout: 1, flaky: 2, fatal: 1, slow: 1, cancel: 2, resume: 1, delayed: 2, 'cancel-resume': 1, once: 2, 'join-race': 1, 'cancel-race': 1,
+  map: 1, child: 1, sleep: 1, signal: 2,
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -100,6 +103,7 @@ export class Producer {
     if (kind === 'resume') this.follow(this.resumeWhenFailed(record, id));
     if (kind === 'cancel-resume') this.follow(this.cancelLater(record, id).then(() => this.resumeCancelled(record, id)));
     if (kind === 'cancel-race') this.follow(this.cancelAtRelease(record, id));
+    if (kind === 'signal') this.follow(this.signalLater(record, id));
     return id;
   }
 
@@ -121,6 +125,25 @@ export class Producer {
   private follow(p: Promise<void>): void {
     const tracked = p.catch(() => undefined).finally(() => this.followUps.delete(tracked));
     this.followUps.add(tracked);
+  }
+
+  /**
+   * Sends the `approve` signal after a random wait (sometimes at once, before
+   * the step waits), retrying through the faults; now and then twice (the
+   * first wins). A 409 means the run finished before: the checker says whether
+   * it should have.
+   */
+  private async signalLater(record: RunRecord, id: string): Promise<void> {
+    await sleep(Math.random() < 0.25 ? 0 : 200 + Math.random() * 3000);
+    const times = Math.random() < 0.2 ? 2 : 1;
+    for (let i = 0; i < times; i++) {
+      try {
+        await this.call('POST', `/api/runs/${id}/signals/approve`, { payload: { n: i } });
+        record.signalled = (record.signalled ?? 0) + 1;
+      } catch (error) {
+        if (!(error instanceof HttpStatusError && error.status === 409)) record.gaveUp = `signal: ${(error as Error).message}`;
+      }
+    }
   }
 
   private async cancelLater(record: RunRecord, id: string): Promise<void> {

@@ -6,9 +6,10 @@ import { Pool } from 'pg';
 import { QueueBackend } from '../src/queue/queue-backend';
 import { checkInvariants, checkPostgresLog, waitForSettle } from './checks';
 import { Fleet, Services, stopEverything, type ApiKind } from './cluster';
+import { HostNetwork } from './network';
 import { Producer } from './producer';
 import { machine, table, writeSection, type ScenarioRow } from './report';
-import { MIXED_SCENARIO, SCENARIOS, type Scenario } from './scenarios';
+import { MIXED_SCENARIO, NETWORK_SCENARIOS, SCENARIOS, type Scenario } from './scenarios';
 
 /** Command-line options of `npm run chaos`. */
 interface ChaosOptions {
@@ -65,8 +66,16 @@ async function runScenario(services: Services, scenario: Scenario | undefined, o
   const namespace = `c${tag}`;
   const dir = path.join(logDir, name);
   fs.mkdirSync(dir, { recursive: true });
-  const redisUrl = o.backend === 'redis' ? services.redis.url : undefined;
-  const fleet = new Fleet({ databaseUrl, redisUrl, namespace, concurrency: o.concurrency, gracePeriodMs: 2000, logDir: dir, api: o.api });
+  const cluster = scenario?.redis === 'cluster' ? await services.startCluster() : undefined;
+  const redisUrl = o.backend === 'redis' ? cluster?.url ?? services.redis.url : undefined;
+  // Workers on hosts of their own reach Redis and Postgres at the bridge's address.
+  const network = scenario?.hosts ? HostNetwork.create(o.workers) : undefined;
+  if (network) {
+    if (!cluster) await network.relay(services.redis.port);
+    await network.relay(services.postgres.port);
+    log(`${name}: workers on hosts ${network.hosts.map((h) => `${h.ns} (${h.address})`).join(', ')}; services at ${network.gateway}`);
+  }
+  const fleet = new Fleet({ databaseUrl, redisUrl, namespace, concurrency: o.concurrency, gracePeriodMs: 2000, logDir: dir, api: o.api, network });
   const pool = new Pool({ connectionString: databaseUrl, max: 4 });
   pool.on('error', () => undefined);
   const backend = new QueueBackend({ databaseUrl, redisUrl, namespace });
@@ -93,7 +102,7 @@ async function runScenario(services: Services, scenario: Scenario | undefined, o
     await Promise.all([
       producer.load(size.rate, size.loadMs),
       scenario?.inject({
-        services, fleet, producer, queues: backend, pool, violation: (what) => seen.push(what), loadMs: size.loadMs, endsAt, quick: o.quick,
+        services, fleet, producer, queues: backend, pool, namespace, network, violation: (what) => seen.push(what), loadMs: size.loadMs, endsAt, quick: o.quick,
         faultDone: (what) => {
           faults++;
           log(`${name}: fault ${faults}: ${what}`);
@@ -128,6 +137,8 @@ async function runScenario(services: Services, scenario: Scenario | undefined, o
     await fleet.stop();
     await backend.close();
     await pool.end().catch(() => undefined);
+    network?.destroy();
+    if (cluster) await services.stopCluster();
   }
 }
 
@@ -163,7 +174,7 @@ async function main(): Promise<number> {
   }
 
   const size: Size = o.quick ? { loadMs: 18_000, rate: 6, settleMs: 60_000 } : { loadMs: 60_000, rate: 8, settleMs: 120_000 };
-  const all = o.quick ? SCENARIOS : [...SCENARIOS, MIXED_SCENARIO];
+  const all = o.quick ? SCENARIOS : [...SCENARIOS, MIXED_SCENARIO, ...NETWORK_SCENARIOS];
   const chosen = all.filter((s) => (!o.only || o.only.includes(s.name)) && !(s.redisOnly && o.backend === 'postgres'));
   if (chosen.length === 0) throw new TypeError(`--only matched no scenario (scenarios: ${all.map((s) => s.name).join(', ')})`);
   const rows: ScenarioRow[] = [];

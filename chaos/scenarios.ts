@@ -2,6 +2,7 @@ import type { Pool } from 'pg';
 import type { QueueBackend } from '../src/queue/queue-backend';
 import { waitForSettle } from './checks';
 import type { Fleet, Services } from './cluster';
+import type { HostNetwork } from './network';
 import type { Producer } from './producer';
 import { RECONCILER_BATCH_SIZE } from './workflows';
 
@@ -14,6 +15,10 @@ export interface FaultContext {
   queues: QueueBackend;
   /** The scenario's database. */
   pool: Pool;
+  /** The scenario's queue namespace. */
+  namespace: string;
+  /** The workers' network hosts (scenarios with `hosts`). */
+  network?: HostNetwork;
   /** Records a violation the scenario itself saw (it fails the scenario). */
   violation(what: string): void;
   /** Length of the load, in ms; injectors stop before it ends. */
@@ -34,6 +39,10 @@ export interface Scenario {
   redisOnly?: boolean;
   /** The fault kills or stalls workers, so an attempt can be lost (a single-attempt step may then fail). */
   losesAttempts?: boolean;
+  /** `cluster`: the queues live in a Redis Cluster of 3 masters and 3 replicas made for the scenario. */
+  redis?: 'cluster';
+  /** The workers run on network hosts of their own (network namespaces and veth pairs; root only). */
+  hosts?: boolean;
   /** Runs before the load starts (e.g. submits runs that must be older than every run of the load). */
   prepare?(producer: Producer): Promise<void>;
   inject(ctx: FaultContext): Promise<void>;
@@ -156,6 +165,61 @@ async function loseWaitingJobs(queues: QueueBackend): Promise<number> {
   }
   return lost;
 }
+
+/** How long the `partition` scenario keeps its worker cut off. */
+const PARTITION_MS = 20_000;
+
+/** Beyond issue 8's six (full runs only): a Redis Cluster failover, and a worker host cut off (issue 19). */
+export const NETWORK_SCENARIOS: Scenario[] = [
+  {
+    name: 'redis-failover',
+    redisOnly: true,
+    redis: 'cluster',
+    losesAttempts: true,
+    fault: 'queues on a Redis Cluster (3 masters, 3 replicas): the master holding the default queue SIGKILLed, its replica promoted by the cluster (node timeout 2 s), the old master started again as a replica',
+    inject: (ctx) => at(ctx, ctx.quick ? [0.35] : [0.3, 0.65], async () => {
+      const cluster = ctx.services.cluster!;
+      const port = cluster.masterWithReplica(`{${ctx.namespace}.default}`);
+      if (port === undefined) return ctx.violation('no master with a live replica to kill');
+      const { promoted, ms } = await cluster.killMaster(port);
+      await cluster.restartNode(port);
+      ctx.faultDone(`master ${port} SIGKILLed, replica ${promoted} promoted and the cluster ok in ${ms} ms; ${port} back as a replica`);
+    }),
+  },
+  {
+    name: 'partition',
+    hosts: true,
+    losesAttempts: true,
+    fault: `each worker on a network host of its own (a network namespace with a veth pair into the services' bridge); one host cut off from Redis and Postgres (its link down) for ${PARTITION_MS / 1000} s, then healed`,
+    inject: (ctx) => at(ctx, [0.3], async () => {
+      const names = [...ctx.fleet.hostOf.keys()].filter((n) => ctx.fleet.workers.has(n));
+      const name = names[Math.floor(Math.random() * names.length)];
+      const host = ctx.fleet.hostOf.get(name)!;
+      const cutAt = new Date();
+      ctx.network!.cut(host);
+      // The steps the cut-off worker holds as running (long attempts are written running), and those it was executing.
+      const held: string[] = (await ctx.pool.query(`
+        SELECT id FROM drover.steps WHERE status = 'running' AND worker_id = $1
+        UNION
+        SELECT e.step_id FROM chaos.executions e JOIN drover.steps s ON s.id = e.step_id
+         WHERE e.worker = $1 AND e.at > $2::timestamptz - interval '5 seconds' AND s.status IN ('queued', 'running')`, [name, cutAt])).rows.map((r) => r.id);
+      await sleep(PARTITION_MS);
+      const stillHeld = (await ctx.pool.query(`SELECT id FROM drover.steps WHERE id = ANY ($1::uuid[]) AND status = 'running' AND worker_id = $2`, [held, name])).rows;
+      const byOthers = (await ctx.pool.query(`SELECT count(*)::int AS n FROM drover.audit_events
+        WHERE type = 'step.succeeded' AND at > $1 AND actor <> $2`, [cutAt, `worker:${name}`])).rows[0].n;
+      const healAt = new Date();
+      ctx.network!.heal(host);
+      if (stillHeld.length) ctx.violation(`partition: ${stillHeld.length} of the ${held.length} steps ${name} held were not taken over in ${PARTITION_MS / 1000} s`);
+      if (byOthers === 0) ctx.violation(`partition: no step succeeded on the other workers while ${name} was cut off`);
+      ctx.faultDone(`${name} (${host.address}) cut off for ${PARTITION_MS / 1000} s: it held ${held.length} steps, all taken over; ${byOthers} steps succeeded on the others meanwhile; healed`);
+      // After the heal it takes work again (its connections come back), within the rest of the load.
+      const resumed = async () => (await ctx.pool.query(`SELECT count(*)::int AS n FROM chaos.executions WHERE worker = $1 AND at > $2`, [name, healAt])).rows[0].n as number;
+      while (Date.now() + 500 < ctx.endsAt && (await resumed()) === 0) await sleep(500);
+      const n = await resumed();
+      console.log(`[chaos] partition: ${name} ran ${n} steps between the heal and the end of the load (${((ctx.endsAt - healAt.getTime()) / 1000).toFixed(0)} s)`);
+    }),
+  },
+];
 
 /**
  * Beyond those (full runs only): every few seconds one fault drawn at random

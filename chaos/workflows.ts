@@ -8,11 +8,13 @@ import type { Processor, ProcessorContext, WorkflowDefinition } from '../src/typ
  * steps, steps that fail for good, slow steps (the targets of cancels), a
  * gate that fails until the producer opens it (the targets of resumes),
  * steps with a single attempt, joins whose branches fail and succeed at the
- * same moment, and steps held until the producer cancels their run.
+ * same moment, steps held until the producer cancels their run, and the
+ * waits of CONTRACT §7: a map step, a child run, a durable sleep and a signal
+ * the producer sends while the faults go on.
  */
 
 /** Kinds of run the producers start; each implies an outcome the checker verifies. */
-export const RUN_KINDS = ['chain', 'diamond', 'fanout', 'flaky', 'fatal', 'slow', 'cancel', 'resume', 'delayed', 'cancel-resume', 'once', 'join-race', 'cancel-race'] as const;
+export const RUN_KINDS = ['chain', 'diamond', 'fanout', 'flaky', 'fatal', 'slow', 'cancel', 'resume', 'delayed', 'cancel-resume', 'once', 'join-race', 'cancel-race', 'map', 'child', 'sleep', 'signal'] as const;
 export type RunKind = (typeof RUN_KINDS)[number];
 
 /** Runs a scenario starts itself (not drawn from the mix): long-delayed runs it cancels at the end. */
@@ -34,6 +36,12 @@ export const RACE_LEAVES = 6;
 const RETRY = { attempts: 10, backoff: { type: 'fixed' as const, delayMs: 200 } };
 
 const fanWidth = 8;
+
+/** How long a `sleep` run's nap lasts; the checker verifies no nap ended earlier. */
+export const SLEEP_MS = 1500;
+
+/** Items of a `map` run's map step. */
+export const MAP_ITEMS = 6;
 
 /** Workflow definitions by run kind (cancel runs the slow workflow). */
 export const CHAOS_WORKFLOWS: WorkflowDefinition[] = [
@@ -118,6 +126,42 @@ export const CHAOS_WORKFLOWS: WorkflowDefinition[] = [
     ],
   },
   {
+    // A map over the root's items, a few at a time, each element with the step's retries.
+    name: 'chaos-map',
+    steps: [
+      { name: 'root', processor: 'chaos.items', ...RETRY },
+      { name: 'each', map: { over: 'root.items' }, processor: 'chaos.work', dependsOn: ['root'], concurrency: 3, ...RETRY },
+      { name: 'join', processor: 'chaos.work', dependsOn: ['each'], ...RETRY },
+    ],
+  },
+  {
+    // A child run of the chain, whose output the step takes.
+    name: 'chaos-child',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      { name: 'child', run: { workflow: 'chaos-chain', input: 'input' }, dependsOn: ['a'] },
+      { name: 'b', processor: 'chaos.work', dependsOn: ['child'], ...RETRY },
+    ],
+  },
+  {
+    // A durable sleep: its wake time is in Postgres, whatever happens to the queue and the workers.
+    name: 'chaos-sleep',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      { name: 'nap', sleep: { ms: SLEEP_MS }, dependsOn: ['a'] },
+      { name: 'b', processor: 'chaos.work', dependsOn: ['nap'], ...RETRY },
+    ],
+  },
+  {
+    // Waits for the producer's signal, sent (sometimes twice, sometimes before the wait) while the faults go on.
+    name: 'chaos-signal',
+    steps: [
+      { name: 'a', processor: 'chaos.work', ...RETRY },
+      { name: 'approve', waitFor: { signal: 'approve', timeoutMs: 120_000 }, dependsOn: ['a'] },
+      { name: 'b', processor: 'chaos.work', dependsOn: ['approve'], ...RETRY },
+    ],
+  },
+  {
     name: 'chaos-probe',
     steps: [{ name: 'p', processor: 'chaos.work', ...RETRY }],
   },
@@ -175,6 +219,10 @@ export function chaosProcessors(pool: Pool, workerName: string): Record<string, 
   return {
     'chaos.work': work(5, 40),
     'chaos.slow': work(800, 2500),
+    'chaos.items': async (ctx) => {
+      await record(ctx);
+      return { items: Array.from({ length: MAP_ITEMS }, (_, i) => i) };
+    },
     'chaos.flaky': async (ctx) => {
       await record(ctx);
       await sleep(10, ctx.signal);

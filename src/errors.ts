@@ -92,6 +92,13 @@ export class InvalidStateError extends DroverError {
   }
 }
 
+/** The caller's key may not do this (its scope or its workspaces): `forbidden`. */
+export class ForbiddenError extends DroverError {
+  constructor(message: string) {
+    super('forbidden', message);
+  }
+}
+
 /** No workflow of that name is registered: `unknown_workflow`. */
 export class UnknownWorkflowError extends DroverError {
   constructor(readonly workflow: string) {
@@ -106,14 +113,30 @@ export class PayloadTooLargeError extends DroverError {
   }
 }
 
+/** A run input does not match the workflow's input schema: `invalid_input`; `details.path` names where. */
+export class InvalidInputError extends DroverError {
+  constructor(readonly workflow: string, readonly path: string, reason: string) {
+    super('invalid_input', `the input does not match the input schema of workflow "${workflow}": ${path}: ${reason}`, { details: { path, message: reason } });
+  }
+}
+
+/** A request names a step of the wrong kind (map elements of a step that is not a map step): `not_a_map_step`. */
+export class NotAMapStepError extends DroverError {
+  constructor(message: string) {
+    super('not_a_map_step', message);
+  }
+}
+
 /** Errors a request for a run can end with (the in-process API and HTTP alike). */
-export type RequestError = InvalidRequestError | NotFoundError | InvalidStateError | UnknownWorkflowError | PayloadTooLargeError;
+export type RequestError = InvalidRequestError | NotFoundError | ForbiddenError | InvalidStateError | UnknownWorkflowError | PayloadTooLargeError | InvalidInputError | NotAMapStepError;
 
 export const invalidRequest = (message: string, details?: unknown) => new InvalidRequestError(message, details);
 export const notFound = (what: string) => new NotFoundError(what);
+export const forbidden = (message: string) => new ForbiddenError(message);
 export const invalidState = (message: string) => new InvalidStateError(message);
 export const unknownWorkflow = (name: string) => new UnknownWorkflowError(name);
 export const payloadTooLarge = (message: string) => new PayloadTooLargeError(message);
+export const notAMapStep = (message: string) => new NotAMapStepError(message);
 
 /** Whether an error thrown by a processor must fail its step without retry. */
 export function isNonRetryable(error: unknown): boolean {

@@ -49,7 +49,7 @@ export function findNonJson(value: unknown, path = '$', seen: Set<object> = new 
       return undefined;
     }
     const proto = Object.getPrototypeOf(obj);
-    if (proto !== Object.prototype && proto !== null) {
+    if (!isPlainPrototype(proto)) {
       return `${path} is a ${proto?.constructor?.name ?? 'non-plain'} object`;
     }
     for (const [key, v] of Object.entries(obj)) {
@@ -66,7 +66,17 @@ export function findNonJson(value: unknown, path = '$', seen: Set<object> = new 
 
 /** Whether a value is a plain JSON object (not an array, not null). */
 export function isJsonObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.getPrototypeOf(value) === Object.prototype;
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && isPlainPrototype(Object.getPrototypeOf(value));
+}
+
+/**
+ * `Object.prototype` of any realm, or null: a user module evaluated in another
+ * context (a test runner's, a loader's) makes plain objects with its own.
+ */
+function isPlainPrototype(proto: unknown): boolean {
+  if (proto === null || proto === Object.prototype) return true;
+  return typeof proto === 'object' && Object.getPrototypeOf(proto) === null
+    && typeof (proto as { constructor?: unknown }).constructor === 'function' && (proto as { constructor: { name: string } }).constructor.name === 'Object';
 }
 
 /**

@@ -4,19 +4,9 @@ import { Drover } from '../src/drover';
 import { eventually } from './helpers/engine';
 import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
 import { cliEnv, http, spawnDrover, type DroverProcess } from './helpers/server-process';
+import { sample } from './helpers/prometheus';
 
 const MODULE = path.join(__dirname, 'fixtures/api/workflows.js');
-
-/** The value of one sample of the Prometheus text, or undefined when absent. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
-    const labelText = /\{([^}]*)\}/.exec(line)?.[1] ?? '';
-    const have = Object.fromEntries([...labelText.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return undefined;
-}
 
 // `drover start` runs the server and a worker in one process, so its /metrics
 // counts the steps that process ran (each process reports what it did).
@@ -30,7 +20,7 @@ describe('/metrics of drover start', () => {
   beforeAll(async () => {
     databaseUrl = await createTestDatabase();
     const namespace = uniqueNamespace();
-    queue = `${namespace}.default`;
+    queue = 'default'; // the queue name the API shows, not the BullMQ name with the namespace prefix
     drover = await Drover.connect({ databaseUrl, redisUrl: testRedisUrl(), namespace });
     key = (await drover.apiKeys.create('metrics')).key;
     proc = await spawnDrover(['start', '--module', MODULE], cliEnv({
@@ -69,10 +59,12 @@ describe('/metrics of drover start', () => {
     // Durations are observed for attempts that returned (the engine's choice); waits for every start.
     expect(sample(text, 'drover_step_duration_seconds_count', { queue })).toBeGreaterThanOrEqual(3);
     expect(sample(text, 'drover_step_queue_wait_seconds_count', { queue })).toBe(4);
-    // Job gauges are read from the queue at scrape time: the four step jobs finished in BullMQ.
-    const completed = sample(text, 'drover_queue_jobs', { queue, state: 'completed' }) ?? 0;
-    const failed = sample(text, 'drover_queue_jobs', { queue, state: 'failed' }) ?? 0;
-    expect(completed + failed).toBe(4);
-    expect(sample(text, 'drover_queue_jobs', { queue, state: 'waiting' })).toBe(0);
+    // Job gauges are read from the queue at scrape time, one read shared for a few seconds: the four step jobs finished in BullMQ.
+    const gauges = (await eventually(async () => {
+      const now = (await http(`${proc.url}/metrics`)).text;
+      const done = (sample(now, 'drover_queue_jobs', { queue, state: 'completed' }) ?? 0) + (sample(now, 'drover_queue_jobs', { queue, state: 'failed' }) ?? 0);
+      return done === 4 ? now : undefined;
+    }, 15_000, 'the job gauges to show four finished jobs'))!;
+    expect(sample(gauges, 'drover_queue_jobs', { queue, state: 'waiting' })).toBe(0);
   });
 });

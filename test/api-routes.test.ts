@@ -3,7 +3,7 @@ import { NonRetryableError } from '../src/errors';
 import type { ProcessorContext } from '../src/types';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';
 import { describeEachBackend, redisUrlFor } from './helpers/env';
-import { echo, sleep } from './helpers/fixtures';
+import { echo, flaky, sleep } from './helpers/fixtures';
 import { cliEnv, http, spawnDrover, type DroverProcess } from './helpers/server-process';
 
 const workflows = [
@@ -11,6 +11,7 @@ const workflows = [
   { name: 'hold', steps: [{ name: 'wait', processor: 'hold' }, { name: 'after', processor: 'echo', dependsOn: ['wait'] }] },
   { name: 'breaks', steps: [{ name: 'x', processor: 'breaks' }] },
   { name: 'crunch', steps: [{ name: 'c', processor: 'echo', queue: 'cpu' }] },
+  { name: 'flaky', steps: [{ name: 'f', processor: 'flaky', attempts: 2, backoff: { type: 'fixed' as const, delayMs: 10 } }] },
 ];
 
 describeEachBackend('the HTTP API routes', (backend) => {
@@ -27,6 +28,7 @@ describeEachBackend('the HTTP API routes', (backend) => {
       workflows,
       processors: {
         echo: echo(),
+        flaky: flaky(1),
         hold: async (ctx: ProcessorContext) => { await sleep(30_000, ctx.signal); return {}; },
         breaks: async () => { if (failBreaks) throw new NonRetryableError('broken on purpose'); return { fixed: true }; },
       },
@@ -131,11 +133,24 @@ describeEachBackend('the HTTP API routes', (backend) => {
     const res = await api(`/api/runs/${created.id}/audit`);
     expect(res.status).toBe(200);
     const items = res.body.items;
-    expect(items[0]).toMatchObject({ type: 'run.created', runId: created.id, actor: 'api:routes-test', stepId: null });
+    expect(items[0]).toMatchObject({ type: 'run.created', runId: created.id, actor: 'api:routes-test', stepId: null, stepName: null });
+    // Step events carry the step's name next to its id.
+    expect(items.filter((e: any) => e.type === 'step.succeeded').map((e: any) => e.stepName)).toEqual(['a', 'b']);
+    expect(items.filter((e: any) => e.stepId).every((e: any) => typeof e.stepName === 'string')).toBe(true);
     expect(items[items.length - 1].type).toBe('run.succeeded');
     const times = items.map((e: any) => Date.parse(e.at));
     expect([...times].sort((a, b) => a - b)).toEqual(times);
     expect((await api('/api/runs/00000000-0000-4000-8000-000000000000/audit')).status).toBe(404);
+  });
+
+  it('a step that succeeded on a later attempt shows no error; the failed attempt stays in the audit trail', async () => {
+    const created = (await api('/api/runs', { method: 'POST', json: { workflow: 'flaky' } })).body;
+    await engine.drover.waitForRun(created.id);
+    const res = await api(`/api/runs/${created.id}`);
+    expect(res.body.steps[0]).toMatchObject({ name: 'f', status: 'succeeded', attempts: 2, error: null });
+    expect((await engine.drover.getRun(created.id)).steps[0].error).toBeNull();
+    const failed = (await api(`/api/runs/${created.id}/audit`)).body.items.filter((e: any) => e.type === 'step.attempt_failed');
+    expect(failed).toEqual([expect.objectContaining({ stepName: 'f', data: expect.objectContaining({ attempt: 1, error: expect.objectContaining({ message: 'flaky failure 1' }) }) })]);
   });
 
   it('POST /api/runs/:id/cancel cancels (200), then refuses (409); unknown is 404', async () => {
@@ -174,7 +189,7 @@ describeEachBackend('the HTTP API routes', (backend) => {
   it('GET /api/workflows and /api/workers list the registry', async () => {
     const wfs = await api('/api/workflows');
     expect(wfs.status).toBe(200);
-    expect(wfs.body.items.map((w: any) => w.name).sort()).toEqual(['breaks', 'crunch', 'hold', 'pair']);
+    expect(wfs.body.items.map((w: any) => w.name).sort()).toEqual(['breaks', 'crunch', 'flaky', 'hold', 'pair']);
     const workers = await api('/api/workers');
     expect(workers.status).toBe(200);
     expect(workers.body.items).toHaveLength(1);
@@ -193,8 +208,12 @@ describeEachBackend('the HTTP API routes', (backend) => {
     expect(metrics.status).toBe(200);
     expect(metrics.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(metrics.text).toMatch(/^drover_runs_created_total \d+/m);
-    expect(metrics.text).toMatch(/^drover_process_process_cpu_user_seconds_total /m);
-    expect(metrics.text).toContain(`drover_queue_jobs{queue="${engine.namespace}.default",state="completed"}`);
+    // Standard process metric names (not drover_process_process_…), and the API's queue name as the label.
+    expect(metrics.text).toMatch(/^process_cpu_seconds_total /m);
+    expect(metrics.text).toMatch(/^process_cpu_user_seconds_total /m);
+    expect(metrics.text).not.toContain('drover_process_');
+    expect(metrics.text).toContain('drover_queue_jobs{queue="default",state="completed"}');
+    expect(metrics.text).not.toContain(`queue="${engine.namespace}.`);
   });
 
   it('answers unknown routes with 404 JSON and wrong methods with 405 and Allow', async () => {
@@ -208,17 +227,22 @@ describeEachBackend('the HTTP API routes', (backend) => {
       ['DELETE', '/api/runs', 'GET, POST, HEAD'], ['PUT', '/api/runs/batch', 'POST'], ['GET', '/api/runs/batch', 'POST'],
       ['DELETE', '/api/runs/00000000-0000-4000-8000-000000000000', 'GET, HEAD'], ['GET', '/api/runs/x/cancel', 'POST'],
       ['PATCH', '/api/workflows', 'GET, HEAD'], ['POST', '/health', 'GET, HEAD'], ['POST', '/metrics', 'GET, HEAD'],
+      ['POST', '/', 'GET, HEAD'], ['DELETE', '/runs/00000000-0000-4000-8000-000000000000', 'GET, HEAD'],
     ];
     for (const [method, path, allow] of cases) {
       const res = await api(path, { method });
       expect([method, path, res.status, res.headers.get('allow'), res.body?.error?.code]).toEqual([method, path, 405, allow, 'method_not_allowed']);
+      // The message names the full path the client asked for (not the path inside a router), without the query.
+      expect(res.body.error.message).toMatch(new RegExp(`^${method} is not allowed on ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}; use `));
     }
+    expect((await api('/api/runs/batch?x=1', { method: 'GET' })).body.error.message).toBe('GET is not allowed on /api/runs/batch; use POST');
   });
 
-  it('redirects / to Bull Board, which serves every step queue', async () => {
+  it('serves the runs dashboard at / and Bull Board over every step queue', async () => {
     const root = await api('/');
-    expect(root.status).toBe(302);
-    expect(root.headers.get('location')).toBe('/admin/queues');
+    expect(root.status).toBe(200);
+    expect(root.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(root.text).toContain('<h1>Runs</h1>');
     const page = await api('/admin/queues');
     expect(page.status).toBe(200);
     expect(page.text).toMatch(/<html/i);
@@ -227,6 +251,7 @@ describeEachBackend('the HTTP API routes', (backend) => {
     expect(queues.status).toBe(200);
     const names = queues.body.queues.map((q: any) => q.name).sort();
     expect(names).toEqual([`${engine.namespace}.cpu`, `${engine.namespace}.default`]);
-    expect(queues.body.queues.every((q: any) => q.readOnlyMode === false)).toBe(true);
+    // Read-only unless DROVER_BULL_BOARD=readwrite.
+    expect(queues.body.queues.every((q: any) => q.readOnlyMode === true)).toBe(true);
   });
 });

@@ -36,7 +36,8 @@ describe('the drover command line', () => {
   it('has --help on every command', async () => {
     for (const args of [['--help'], ['start', '--help'], ['server', '--help'], ['worker', '--help'], ['migrate', '--help'],
       ['keys', '--help'], ['keys', 'create', '--help'], ['keys', 'list', '--help'], ['keys', 'revoke', '--help'],
-      ['runs', '--help'], ['runs', 'create', '--help'], ['runs', 'get', '--help']]) {
+      ['runs', '--help'], ['runs', 'create', '--help'], ['runs', 'get', '--help'], ['runs', 'list', '--help'], ['runs', 'cancel', '--help'],
+      ['runs', 'resume', '--help'], ['runs', 'audit', '--help'], ['runs', 'wait', '--help'], ['workflows', 'list', '--help'], ['workers', 'list', '--help']]) {
       const result = await runCli(args, env);
       expect([args.join(' '), result.code]).toEqual([args.join(' '), 0]);
       expect(result.stdout).toMatch(/^Usage: drover/);
@@ -52,6 +53,7 @@ describe('the drover command line', () => {
     expectOneLineError(await runCli(['runs', 'create', 'pair', '--input', '{bad'], env), /--input.*is not valid JSON/);
     expectOneLineError(await runCli(['runs', 'create', 'pair', '--input', '[1,2]'], env), /--input.*must be a JSON object/);
     expectOneLineError(await runCli(['runs', 'get'], env), /missing required argument 'id'/);
+    expectOneLineError(await runCli(['runs', 'get', 'nope'], env), /^drover: .*"nope" is not a run id/);
     expectOneLineError(await runCli(['runs', 'get', 'a', 'b'], env), /too many arguments/);
     expectOneLineError(await runCli(['keys', 'create'], env), /required option '-n, --name <name>'/);
   });
@@ -61,14 +63,14 @@ describe('the drover command line', () => {
     try {
       const cases: Array<[NodeJS.ProcessEnv, string[], RegExp]> = [
         [{ ...env, PORT: 'abc' }, ['server'], /^drover: PORT must be a whole number/],
-        [{ ...env, DATABASE_URL: 'mysql://db/x' }, ['runs', 'get', 'x'], /^drover: DATABASE_URL must start with postgres:\/\//],
+        [{ ...env, DATABASE_URL: 'mysql://db/x' }, ['runs', 'get', '00000000-0000-4000-8000-000000000000'], /^drover: DATABASE_URL must start with postgres:\/\//],
         [{ ...env, REDIS_URL: 'http://x' }, ['server'], /^drover: REDIS_URL must start with redis:\/\//],
         [{ ...env, DROVER_AUTH: 'maybe' }, ['server'], /^drover: DROVER_AUTH must be "on" or "off"/],
         [{ ...env, LOG_LEVEL: 'loud' }, ['migrate'], /^drover: LOG_LEVEL must be one of/],
         [{ ...env, DROVER_NAMESPACE: 'a b' }, ['worker', '-m', 'x.js'], /^drover: DROVER_NAMESPACE must match/],
         [{ ...env, DATABASE_URL: 'postgres://u:p@127.0.0.1:1/x' }, ['server'], /^drover: cannot connect to 127\.0\.0\.1:1 \(connection refused\)/],
         [{ ...env, DATABASE_URL: 'postgres://u:p@127.0.0.1:1/x' }, ['migrate'], /^drover: cannot connect to 127\.0\.0\.1:1/],
-        [cliEnv({ DROVER_DATA_DIR: dataDir }), ['keys', 'list'], /^drover: DATABASE_URL is not set and there is no embedded database/],
+        [cliEnv({ DROVER_DATA_DIR: dataDir }), ['keys', 'list'], /^drover: no drover data in .* \(DROVER_DATA_DIR\): run `npm start` once, or set DATABASE_URL$/],
         [env, ['worker', '-m', 'missing.js'], /^drover: module not found: .*missing\.js/],
         [env, ['worker', '-m', path.join(FIXTURES, 'invalid.js')], /^drover: .*cycle/i],
       ];
@@ -93,15 +95,15 @@ describe('the drover command line', () => {
   });
 
   it('runs create and runs get print JSON; errors are one line', async () => {
-    const created = await runCli(['runs', 'create', 'pair', '--input', '{"n":1}', '--idempotency-key', 'cli-1'], env);
+    const created = await runCli(['runs', 'create', 'pair', '--input', '{"n":1}', '--idempotency-key', 'cli-1', '--json'], env);
     expect(created.code).toBe(0);
     const run = JSON.parse(created.stdout);
-    expect(run).toMatchObject({ workflow: 'pair', status: 'pending', input: { n: 1 }, idempotencyKey: 'cli-1' });
-    const got = await runCli(['runs', 'get', run.id], env);
+    expect(run).toMatchObject({ workflow: 'pair', status: 'pending', input: { n: 1 }, idempotencyKey: 'cli-1', created: true });
+    const got = await runCli(['runs', 'get', run.id, '--json'], env);
     expect(got.code).toBe(0);
     expect(JSON.parse(got.stdout)).toMatchObject({ id: run.id, steps: [{ name: 'a' }, { name: 'b' }] });
-    expect((await drover.getAudit(run.id)).items[0].actor).toBe('cli');
-    expectOneLineError(await runCli(['runs', 'get', 'nope'], env), /^drover: run not found$/);
+    expect((await drover.getAudit(run.id)).items[0].actor).toBe(`cli:${os.userInfo().username}`);
+    expectOneLineError(await runCli(['runs', 'get', '00000000-0000-4000-8000-000000000000'], env), /^drover: run not found$/);
     expectOneLineError(await runCli(['runs', 'create', 'ghost'], env), /^drover: unknown workflow "ghost"$/);
     expectOneLineError(await runCli(['runs', 'create', 'pair', '--workspace', '../x'], env), /^drover: workspace: /);
   });

@@ -26,6 +26,7 @@ describe('DroverClient against a real server', () => {
   let server: DroverProcess;
   let client: DroverClient;
   let holdMs = 30_000;
+  let apiKey: string;
 
   beforeAll(async () => {
     engine = await createEngine('redis');
@@ -33,7 +34,7 @@ describe('DroverClient against a real server', () => {
       workflows,
       processors: { echo: echo(), hold: async (ctx: ProcessorContext) => { await sleep(holdMs, ctx.signal); return { held: holdMs }; } },
     });
-    const key = (await new ApiKeyStore(engine.sql).create('client-test')).key;
+    const key = (apiKey = (await new ApiKeyStore(engine.sql).create('client-test')).key);
     server = await spawnDrover(['server'], cliEnv({
       DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor('redis'), PORT: '0', DROVER_NAMESPACE: engine.namespace,
     }));
@@ -104,11 +105,35 @@ describe('DroverClient against a real server', () => {
     expect(types).toEqual(expect.arrayContaining(['run.cancelled', 'run.retried', 'run.succeeded']));
   });
 
-  it('lists workflows and workers', async () => {
-    expect((await client.listWorkflows()).map((w) => w.name).sort()).toEqual(['hold', 'pair']);
+  it('lists workflows and workers as {items}, like the API', async () => {
+    const workflowsPage = await client.listWorkflows();
+    expect(Object.keys(workflowsPage)).toEqual(['items']);
+    expect(workflowsPage.items.map((w) => w.name).sort()).toEqual(['hold', 'pair']);
     const workers = await client.listWorkers();
-    expect(workers).toHaveLength(1);
-    expect(workers[0].status).toBe('active');
+    expect(Object.keys(workers)).toEqual(['items']);
+    expect(workers.items).toHaveLength(1);
+    expect(workers.items[0].status).toBe('active');
+  });
+
+  it('sends Bearer and a JSON body ({} when empty) on every mutating call; audit events name their step', async () => {
+    const sent: Array<{ method: string; type: string | null; auth: string | null; body: unknown }> = [];
+    const spy: typeof fetch = async (url, init) => {
+      const headers = new Headers(init?.headers);
+      sent.push({ method: init?.method ?? 'GET', type: headers.get('content-type'), auth: headers.get('authorization'), body: init?.body });
+      return fetch(url, init);
+    };
+    const watched = new DroverClient({ baseUrl: server.url, apiKey, fetch: spy });
+    holdMs = 1;
+    const run = await watched.createRun({ workflow: 'hold' });
+    await watched.waitForRun(run.id, { timeoutMs: 20_000 });
+    await failure(watched.cancelRun(run.id));
+    await failure(watched.retryRun(run.id));
+    const posts = sent.filter((r) => r.method === 'POST');
+    expect(posts.map((r) => [r.type, r.auth?.startsWith('Bearer drv_'), typeof r.body])).toEqual(Array(3).fill(['application/json', true, 'string']));
+    expect(posts.slice(1).map((r) => r.body)).toEqual(['{}', '{}']);
+    const audit = await watched.getAudit(run.id);
+    expect(audit.items.find((e) => e.type === 'run.created')!.stepName).toBeNull();
+    expect(audit.items.filter((e) => e.type === 'step.succeeded').map((e) => e.stepName)).toEqual(['wait', 'after']);
   });
 
   it('throws DroverApiError with the status and code of the API', async () => {

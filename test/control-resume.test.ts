@@ -67,4 +67,24 @@ describeEachBackend('resume (retryRun)', (backend) => {
     expect(calls.get('b')).toBe(2);
     expect(run.output).toEqual({ b: 'open' });
   });
+
+  it('a run cancelled before it started goes back to pending on resume, and its first start writes run.started and startedAt', async () => {
+    const wf = { name: 'never-started', steps: [{ name: 'only', processor: 'echo' }] };
+    await engine.drover.registerWorkflows([wf]);
+    // No worker yet: the run stays pending, then is cancelled before any step started.
+    const created = await engine.drover.createRun({ workflow: 'never-started' });
+    expect((await engine.drover.cancelRun(created.id)).status).toBe('cancelled');
+    const resumed = await engine.drover.retryRun(created.id);
+    expect(resumed).toMatchObject({ status: 'pending', startedAt: null });
+    await engine.startWorker({ workflows: [wf], processors: { echo: echo() } });
+    const run = await engine.drover.waitForRun(created.id);
+    expect(run.status).toBe('succeeded');
+    expect(run.startedAt).not.toBeNull();
+    expect(Date.parse(run.startedAt!)).toBeLessThanOrEqual(Date.parse(run.finishedAt!));
+    const types = (await engine.drover.getAudit(created.id)).items.map((e) => e.type);
+    expect(types.slice(types.indexOf('run.retried'))).toEqual(expect.arrayContaining(['run.retried', 'step.queued', 'run.succeeded']));
+    // Started once after the resume: with its own run.started, or inside run.succeeded's startedAt (a quick single-step run).
+    const succeeded = (await engine.drover.getAudit(created.id)).items.find((e) => e.type === 'run.succeeded');
+    expect(types.includes('run.started') || Boolean((succeeded?.data as { startedAt?: string } | null)?.startedAt)).toBe(true);
+  });
 });

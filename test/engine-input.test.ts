@@ -70,16 +70,19 @@ describeEachBackend('bad input', (backend) => {
     }
   });
 
-  it('stores ctx.log lines in Postgres and in the BullMQ job log', async () => {
+  it('stores ctx.log lines as step logs in Postgres (not in the audit trail) and in the BullMQ job log', async () => {
     await engine.startWorker({
       workflows: [{ name: 'logs', steps: [{ name: 'a', processor: 'talk' }] }],
       processors: { talk: async (ctx) => { ctx.log('hello'); ctx.log('world'); ctx.progress(50); return 1; } },
     });
     const run = await engine.drover.waitForRun((await engine.drover.createRun({ workflow: 'logs' })).id);
     const audit = (await engine.drover.getAudit(run.id)).items;
-    expect(audit.filter((e) => e.type === 'step.log').map((e) => (e.data as any).message)).toEqual(['hello', 'world']);
-    const logIndex = audit.findIndex((e) => e.type === 'step.log');
-    expect(logIndex).toBeLessThan(audit.findIndex((e) => e.type === 'step.succeeded'));
+    expect(audit.filter((e) => e.type === 'step.log')).toEqual([]);
+    const lines = (await engine.drover.getStepLogs(run.id, 'a')).items;
+    expect(lines.map((l) => [l.attempt, l.message])).toEqual([[1, 'hello'], [1, 'world']]);
+    // Written before the success was recorded.
+    const succeededAt = audit.find((e) => e.type === 'step.succeeded')!.at;
+    expect(lines.every((l) => l.at <= succeededAt)).toBe(true);
     const jobId = `${run.steps[0].id}-g0`;
     const logs = await engine.backend.queue('default').getJobLogs(jobId);
     expect(logs.logs).toEqual(['hello', 'world']);

@@ -7,17 +7,20 @@ describe('metrics', () => {
     const b = new Metrics({ processMetrics: false });
     a.runsCreated.inc(3);
     b.stepsFinished.inc({ status: 'failed', queue: 'q' });
-    const removeSource = b.addQueueJobSource(async () => [{ queue: 'drover.q', state: 'waiting', count: 7 }]);
+    const removeSource = b.addQueueJobSource(async () => [{ queue: 'q', state: 'waiting', count: 7 }]);
     const textA = await a.registry.metrics();
     const textB = await b.registry.metrics();
     expect(textA).toMatch(/^drover_runs_created_total 3$/m);
     expect(textB).toMatch(/^drover_runs_created_total 0$/m);
     expect(textB).toMatch(/^drover_steps_finished_total\{status="failed",queue="q"\} 1$/m);
     expect(textA).not.toContain('status="failed"');
-    expect(textB).toMatch(/^drover_queue_jobs\{queue="drover.q",state="waiting"\} 7$/m);
+    expect(textB).toMatch(/^drover_queue_jobs\{queue="q",state="waiting"\} 7$/m);
     expect(textA).not.toContain('drover_queue_jobs{');
-    expect(textA).toMatch(/^drover_process_process_cpu_user_seconds_total /m);
-    expect(textB).not.toContain('drover_process_');
+    // The process metrics keep their standard names.
+    expect(textA).toMatch(/^process_cpu_seconds_total /m);
+    expect(textA).toMatch(/^nodejs_heap_size_used_bytes /m);
+    expect(textA).not.toContain('drover_process_');
+    expect(textB).not.toContain('process_cpu_seconds_total');
     removeSource();
     expect(await b.registry.metrics()).not.toContain('drover_queue_jobs{');
   });

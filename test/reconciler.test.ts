@@ -81,7 +81,7 @@ describeEachBackend('the reconciler', (backend) => {
       VALUES ('alive', 'h', 1, '{default}', 1, '0', 'active')`);
     const run = await engine.drover.createRun({ workflow: 'dropped' });
     const [step] = await engine.sql.query(`SELECT id FROM drover.steps WHERE run_id = $1`, [run.id]);
-    await new StepStore(engine.sql).markStepRunning(step.id, 0, randomUUID(), 'alive');
+    await new StepStore(engine.sql).markStepRunning(step.id, run.id, 0, randomUUID(), 'alive');
     const raw = engine.backend.createWorker('default', async () => ({ dropped: true }), { concurrency: 1 });
     const jobId = `${step.id}-g0`;
     await eventually(async () => (await engine.backend.queue('default').getJobState(jobId)) === 'completed', 10_000, 'the job to complete');
@@ -138,7 +138,7 @@ describeEachBackend('the reconciler behind a backlog larger than its batch', (ba
   const backlog = async () => {
     await engine.drover.registerWorkflows([wf]);
     const batch = await engine.drover.createRuns(Array.from({ length: BACKLOG }, () => ({ workflow: 'backlog', delayMs: 3_600_000 })));
-    return engine.sql.query(`SELECT id FROM drover.steps WHERE run_id = ANY ($1::uuid[])`, [batch.items.map((i) => i.id)]);
+    return engine.sql.query(`SELECT id, run_id FROM drover.steps WHERE run_id = ANY ($1::uuid[])`, [batch.items.map((i) => i.id)]);
   };
   const stepOf = async (runId: string) => (await engine.sql.query(`SELECT id FROM drover.steps WHERE run_id = $1`, [runId]))[0].id as string;
   const passes = Math.ceil((BACKLOG + 1) / BATCH);
@@ -162,10 +162,10 @@ describeEachBackend('the reconciler behind a backlog larger than its batch', (ba
     await engine.sql.query(`INSERT INTO drover.workers (id, hostname, pid, queues, concurrency, version, status)
       VALUES ('alive', 'h', 1, '{default}', 1, '0', 'active'), ('dead', 'h', 2, '{default}', 1, '0', 'gone')`);
     // A live worker holds every backlog step (their jobs are delayed, not lost): nothing to repair there.
-    for (const step of await backlog()) await store.markStepRunning(step.id, 0, randomUUID(), 'alive');
+    for (const step of await backlog()) await store.markStepRunning(step.id, step.run_id, 0, randomUUID(), 'alive');
     const lost = await engine.drover.createRun({ workflow: 'backlog' });
     const stepId = await stepOf(lost.id);
-    await store.markStepRunning(stepId, 0, randomUUID(), 'dead');
+    await store.markStepRunning(stepId, lost.id, 0, randomUUID(), 'dead');
     await engine.backend.queue('default').remove(`${stepId}-g0`);
     const r = reconciler();
     let requeued = 0;

@@ -35,6 +35,10 @@ describe('drover start (embedded default)', () => {
     const out = proc.stdout();
     key = /API key\s+(drv_\S+)/.exec(out)![1];
     expect(key).toMatch(/^drv_/);
+    // Printed once (it lands in container logs): the curl hint names $DROVER_API_KEY instead.
+    expect((out + proc.stderr()).split(key.slice(-43)).length - 1).toBe(1);
+    expect(out).toMatch(/try it: +curl .*-H "Authorization: Bearer \$DROVER_API_KEY"/);
+    expect(out).toMatch(/export DROVER_API_KEY=/);
     const url = urlOf(proc);
     const auth = { authorization: `Bearer ${key}` };
     const created = await http(`${url}/api/runs`, { method: 'POST', json: { workflow: 'demo' }, headers: auth });

@@ -2,6 +2,7 @@ import { jobIdOf } from '../src/queue/dispatcher';
 import type { AuditEventView } from '../src/types';
 import { describeEachBackend } from './helpers/env';
 import { createEngine, eventually, reconcilerFor, type EngineHarness } from './helpers/engine';
+import { attemptStarts } from './helpers/fixtures';
 
 /** Postgres owns a step's attempts and the time of its next one; BullMQ only carries the job. */
 describeEachBackend('attempts owned by Postgres', (backend) => {
@@ -17,8 +18,8 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
   function expectStartsAfterBackoff(audit: AuditEventView[]): void {
     const early = ofType(audit, 'step.attempt_failed').flatMap((f) => {
       const { attempt, retryInMs } = f.data as { attempt: number; retryInMs: number };
-      const next = ofType(audit, 'step.started').find((s) => (s.data as any).attempt === attempt + 1);
-      return next && at(next) - at(f) < retryInMs ? [{ attempt: attempt + 1, startedAfterMs: at(next) - at(f), retryInMs }] : [];
+      const next = attemptStarts(audit).find((s) => s.attempt === attempt + 1);
+      return next && next.at - at(f) < retryInMs ? [{ attempt: attempt + 1, startedAfterMs: next.at - at(f), retryInMs }] : [];
     });
     expect(early).toEqual([]);
   }
@@ -39,7 +40,7 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
     const done = await engine.drover.waitForRun(run.id, { timeoutMs: 20_000 });
     expect(done.status).toBe('failed');
     const audit = (await engine.drover.getAudit(run.id)).items;
-    expect(ofType(audit, 'step.started').map((e) => (e.data as any).attempt)).toEqual([1, 2, 3]);
+    expect(attemptStarts(audit).map((s) => s.attempt)).toEqual([1, 2, 3]);
     expect(ofType(audit, 'step.attempt_failed').map((e) => (e.data as any).attempt)).toEqual([1, 2, 3]);
     expect(ofType(audit, 'step.failed').map((e) => (e.data as any).attempt)).toEqual([3]);
     // attempt 2 failed with a 800 ms backoff (400 ms · 2): the re-created job must not count from 1.
@@ -61,7 +62,7 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
     const done = await engine.drover.waitForRun(run.id, { timeoutMs: 20_000 });
     expect(done.status).toBe('succeeded');
     const audit = (await engine.drover.getAudit(run.id)).items;
-    expect(ofType(audit, 'step.started').map((e) => (e.data as any).attempt)).toEqual([1, 2]);
+    expect(attemptStarts(audit).map((s) => s.attempt)).toEqual([1, 2]);
     expectStartsAfterBackoff(audit);
   });
 
@@ -77,7 +78,8 @@ describeEachBackend('attempts owned by Postgres', (backend) => {
       CREATE TRIGGER fail_first_start BEFORE UPDATE ON drover.steps FOR EACH ROW
         WHEN (OLD.status = 'queued' AND NEW.status = 'running') EXECUTE FUNCTION public.fail_first_start();`);
     const wf = { name: 'once', steps: [{ name: 'a', processor: 'ok', attempts: 1 }] };
-    await engine.startWorker({ workflows: [wf], processors: { ok: async (ctx) => `attempt ${ctx.step.attempt}` } });
+    // Every start written at once (recordStartAfterMs 0): the start statement is the one that fails.
+    await engine.startWorker({ workflows: [wf], processors: { ok: async (ctx) => `attempt ${ctx.step.attempt}` }, recordStartAfterMs: 0 });
     const run = await engine.drover.createRun({ workflow: 'once' });
     const done = await engine.drover.waitForRun(run.id, { timeoutMs: 15_000 });
     expect(done).toMatchObject({ status: 'succeeded', output: { a: 'attempt 1' } });

@@ -32,7 +32,9 @@ describe('batched transitions', () => {
   const events = async (runId: string, type: string) =>
     (await engine.sql.query(`SELECT step_id FROM drover.audit_events WHERE run_id = $1 AND type = $2`, [runId, type])).length;
   const start = async (stepIds: string[]) => {
-    const starts = stepIds.map((stepId) => ({ stepId, generation: 0, lease: randomUUID() }));
+    const rows = await engine.sql.query(`SELECT id, run_id, processor FROM drover.steps WHERE id = ANY ($1::uuid[])`, [stepIds]);
+    const byId = new Map<string, { run_id: string; processor: string }>(rows.map((r) => [r.id, r]));
+    const starts = stepIds.map((stepId) => ({ stepId, runId: byId.get(stepId)!.run_id, processor: byId.get(stepId)!.processor, generation: 0, lease: randomUUID() }));
     const started = await store.markStepsRunning(starts, 'w1');
     return { starts, started };
   };

@@ -28,17 +28,17 @@ describeEachBackend('fenced transitions', (backend) => {
     (await engine.sql.query(`SELECT count(*)::int AS n FROM drover.audit_events WHERE step_id = $1 AND type = 'step.succeeded'`, [stepId]))[0].n;
 
   it('drops the late result of a zombie whose stalled attempt was taken over', async () => {
-    const { stepId } = await newStep();
+    const { runId, stepId } = await newStep();
     const zombie = randomUUID();
     const heir = randomUUID();
-    expect(await store.markStepRunning(stepId, 0, zombie, 'w1')).toMatchObject({ attempt: 1, takeover: false });
-    expect(await store.markStepRunning(stepId, 0, heir, 'w2')).toMatchObject({ attempt: 2, takeover: true });
+    expect(await store.markStepRunning(stepId, runId, 0, zombie, 'w1')).toMatchObject({ attempt: 1, takeover: false });
+    expect(await store.markStepRunning(stepId, runId, 0, heir, 'w2')).toMatchObject({ attempt: 2, takeover: true });
     expect(await store.markStepSucceeded(stepId, zombie, { by: 'zombie' }, 'worker:w1')).toBeNull();
     const done = await store.markStepSucceeded(stepId, heir, { by: 'heir' }, 'worker:w2');
     expect(done?.promoted).toHaveLength(1);
     // The same lease again is a replay (a lost reply): the first outcome, nothing written.
     expect(await store.markStepSucceeded(stepId, heir, { by: 'heir again' }, 'worker:w2')).toEqual(done);
-    expect(await store.markStepRunning(stepId, 0, randomUUID(), 'w3')).toBeNull();
+    expect(await store.markStepRunning(stepId, runId, 0, randomUUID(), 'w3')).toBeNull();
     const [row] = await engine.sql.query(`SELECT status, output FROM drover.steps WHERE id = $1`, [stepId]);
     expect(row).toEqual({ status: 'succeeded', output: { by: 'heir' } });
     expect(await succeededEvents(stepId)).toBe(1);
@@ -47,7 +47,7 @@ describeEachBackend('fenced transitions', (backend) => {
   it('never lets a completion racing a cancel resurrect the run', async () => {
     const { runId, stepId } = await newStep();
     const lease = randomUUID();
-    await store.markStepRunning(stepId, 0, lease, 'w1');
+    await store.markStepRunning(stepId, runId, 0, lease, 'w1');
     const [cancel, complete] = await Promise.all([
       runs.cancelRun(runId, 'test'),
       store.markStepSucceeded(stepId, lease, 1, 'worker:w1'),
@@ -61,15 +61,20 @@ describeEachBackend('fenced transitions', (backend) => {
       expect(run.steps.map((s) => s.status)).toEqual(['cancelled', 'cancelled']);
     }
     expect(cancel).not.toBeNull();
-    expect(await store.markStepSucceeded(stepId, lease, 2, 'worker:w1')).toBeNull();
+    const replay = await store.markStepSucceeded(stepId, lease, 2, 'worker:w1');
+    // A replay of the completion that won answers its first outcome (idempotent per lease); one that lost stays lost.
+    if (complete) expect(replay).toMatchObject({ runId });
+    else expect(replay).toBeNull();
     expect(await store.markAttemptFailed(stepId, lease, { name: 'Error', message: 'x' }, 'worker:w1', 10)).toBe(false);
-    expect((await engine.drover.getRun(runId)).status).toBe('cancelled');
+    const after = await engine.drover.getRun(runId);
+    expect(after.status).toBe('cancelled');
+    expect(after.steps.map((s) => s.status)).toEqual(run.steps.map((s) => s.status));
   });
 
   it('makes a duplicate enqueue harmless', async () => {
     const { runId, stepId } = await newStep();
     const dispatcher = new Dispatcher(engine.backend, silentLogger);
-    const ready = { id: stepId, runId, processor: 'p', queue: 'default', generation: 0, attempt: 0, maxAttempts: 3,
+    const ready = { id: stepId, runId, workflow: 'one', name: 'a', processor: 'p', queue: 'default', generation: 0, attempt: 0, maxAttempts: 3,
       options: { backoff: { type: 'fixed' as const, delayMs: 0 }, delayMs: 0, timeoutMs: null, priority: 0 }, runPriority: 0 };
     await dispatcher.enqueue([ready]);
     await dispatcher.enqueue([ready, ready]);

@@ -41,15 +41,15 @@ describe('one lock order for the transitions of a run', () => {
     await engine.close();
   });
 
-  const stepsOf = async (runId: string): Promise<Record<string, { id: string; status: string; generation: number }>> => {
-    const rows = await engine.sql.query(`SELECT id, name, status, generation FROM drover.steps WHERE run_id = $1`, [runId]);
+  const stepsOf = async (runId: string): Promise<Record<string, { id: string; status: string; generation: number; processor: string }>> => {
+    const rows = await engine.sql.query(`SELECT id, name, status, generation, processor FROM drover.steps WHERE run_id = $1`, [runId]);
     return Object.fromEntries(rows.map((r) => [r.name, r]));
   };
   /** Starts the named steps; returns their leases by name. */
   const start = async (runId: string, names: string[]): Promise<Record<string, string>> => {
     const steps = await stepsOf(runId);
     const leases = Object.fromEntries(names.map((n) => [n, randomUUID()]));
-    const started = await store.markStepsRunning(names.map((n) => ({ stepId: steps[n].id, generation: 0, lease: leases[n] })), 'w1');
+    const started = await store.markStepsRunning(names.map((n) => ({ stepId: steps[n].id, runId, generation: 0, lease: leases[n], processor: steps[n].processor })), 'w1');
     expect(started.size).toBe(names.length);
     return leases;
   };
@@ -172,15 +172,15 @@ describe('transitions replayed under the same lease', () => {
     const run = await engine.drover.createRun({ workflow: 'once' });
     const a = await stepOf(run.id, 'a');
     const lease = randomUUID();
-    const first = await store.markStepRunning(a.id, 0, lease, 'w1');
-    const replay = await store.markStepRunning(a.id, 0, lease, 'w1');
+    const first = await store.markStepRunning(a.id, run.id, 0, lease, 'w1');
+    const replay = await store.markStepRunning(a.id, run.id, 0, lease, 'w1');
     expect(first).toMatchObject({ attempt: 1, takeover: false });
     expect(replay).toEqual(first);
     expect(await stepOf(run.id, 'a')).toMatchObject({ attempt: 1, status: 'running', lease });
     expect(await events(run.id, 'step.started')).toBe(1);
     expect(await events(run.id, 'run.started')).toBe(1);
     // A different lease is a real takeover.
-    expect(await store.markStepRunning(a.id, 0, randomUUID(), 'w2')).toMatchObject({ attempt: 2, takeover: true });
+    expect(await store.markStepRunning(a.id, run.id, 0, randomUUID(), 'w2')).toMatchObject({ attempt: 2, takeover: true });
   });
 
   it('a replayed success returns the dependents the first one promoted', async () => {
@@ -188,7 +188,7 @@ describe('transitions replayed under the same lease', () => {
     const a = await stepOf(run.id, 'a');
     const c = await stepOf(run.id, 'c');
     const lease = randomUUID();
-    await store.markStepRunning(a.id, 0, lease, 'w1');
+    await store.markStepRunning(a.id, run.id, 0, lease, 'w1');
     const first = await store.markStepSucceeded(a.id, lease, { v: 1 }, actor);
     const replay = await store.markStepSucceeded(a.id, lease, { v: 1 }, actor);
     expect(first).toMatchObject({ openSteps: 1, runStatus: null, promoted: [{ id: c.id, generation: 0 }] });
@@ -204,7 +204,7 @@ describe('transitions replayed under the same lease', () => {
     const run = await engine.drover.createRun({ workflow: 'once' });
     const a = await stepOf(run.id, 'a');
     const lease = randomUUID();
-    await store.markStepRunning(a.id, 0, lease, 'w1');
+    await store.markStepRunning(a.id, run.id, 0, lease, 'w1');
     const error = { name: 'Error', message: 'boom' };
     const first = await store.markStepFailed(a.id, lease, error, actor, true);
     const replay = await store.markStepFailed(a.id, lease, error, actor, true);
@@ -219,7 +219,7 @@ describe('transitions replayed under the same lease', () => {
     const run = await engine.drover.createRun({ workflow: 'thrice' });
     const a = await stepOf(run.id, 'a');
     const lease = randomUUID();
-    await store.markStepRunning(a.id, 0, lease, 'w1');
+    await store.markStepRunning(a.id, run.id, 0, lease, 'w1');
     const error = { name: 'Error', message: 'flaky' };
     expect(await store.markAttemptFailed(a.id, lease, error, actor, 100)).toBe(true);
     expect(await store.markAttemptFailed(a.id, lease, error, actor, 100)).toBe(true);

@@ -12,7 +12,10 @@ describeEachBackend('graceful shutdown', (backend) => {
     (await engine.sql.query(`SELECT status FROM drover.steps WHERE run_id = $1 AND name = $2`, [runId, name]))[0].status;
 
   it('lets the active step finish, takes no new job, and marks the worker stopped', async () => {
-    const worker = await engine.startWorker({ workflows: [wf], processors: { slow: async (ctx) => { await sleep(800, ctx.signal); return ctx.step.name; } } });
+    // Written running after 100 ms, so the test sees the active step.
+    const worker = await engine.startWorker({
+      workflows: [wf], recordStartAfterMs: 100, processors: { slow: async (ctx) => { await sleep(800, ctx.signal); return ctx.step.name; } },
+    });
     const run = await engine.drover.createRun({ workflow: 'drain' });
     await eventually(async () => (await stepStatus(run.id, 'a')) === 'running', 10_000, 'a running');
     await worker.close();

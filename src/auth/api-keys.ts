@@ -2,6 +2,8 @@ import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypt
 import type { Queryable } from '../db/sql';
 import { ConfigError } from '../errors';
 import { isoTime, isUuid } from '../json';
+import { WORKSPACE_NAME } from '../runs/schemas';
+import { isScope, SCOPES, type Scope } from './scopes';
 
 /** An API key as listed (never its secret). */
 export interface ApiKeyView {
@@ -12,6 +14,22 @@ export interface ApiKeyView {
   createdAt: string;
   lastUsedAt: string | null;
   revokedAt: string | null;
+  /** What the key may do. */
+  scope: Scope;
+  /** The workspaces whose runs the key sees and acts on; null: every workspace. */
+  workspaces: string[] | null;
+  /** When the key stops working (ISO-8601); null: never. */
+  expiresAt: string | null;
+}
+
+/** What a new key may do (`ApiKeyStore.create`). */
+export interface ApiKeyOptions {
+  /** Default `admin` (the first-start key and keys made in-process before scopes existed). */
+  scope?: Scope;
+  /** Limit the key to these workspaces' runs (it cannot open Bull Board nor `/metrics`). Default: none (every workspace). */
+  workspaces?: string[];
+  /** The key stops working this long after it is made. Default: never. */
+  expiresInMs?: number;
 }
 
 /** A key just made: `key` is shown once and never stored. */
@@ -23,7 +41,16 @@ export interface CreatedApiKey extends ApiKeyView {
 export interface ApiKeyIdentity {
   id: string;
   name: string;
+  scope: Scope;
+  /** null: every workspace. */
+  workspaces: string[] | null;
 }
+
+/** What `ApiKeyStore.verify` made of a presented key. */
+export type ApiKeyCheck =
+  | { ok: true; identity: ApiKeyIdentity }
+  | { ok: false; reason: 'invalid' }
+  | { ok: false; reason: 'expired'; expiresAt: string };
 
 /** Key names: printable, short, no spaces at the ends. */
 export const API_KEY_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,127}$/;
@@ -38,7 +65,26 @@ function toView(row: any): ApiKeyView {
   return {
     id: row.id, name: row.name, prefix: row.prefix,
     createdAt: isoTime(row.created_at)!, lastUsedAt: isoTime(row.last_used_at), revokedAt: isoTime(row.revoked_at),
+    scope: row.scope, workspaces: row.workspaces ?? null, expiresAt: isoTime(row.expires_at),
   };
+}
+
+const VIEW_COLUMNS = 'id, name, prefix, created_at, last_used_at, revoked_at, scope, workspaces, expires_at';
+
+/** Checks and normalises the options of a new key, throwing `ConfigError` on a bad one. */
+function resolveKeyOptions(options: ApiKeyOptions): { scope: Scope; workspaces: string[] | null; expiresInMs: number | null } {
+  const scope = options.scope ?? 'admin';
+  if (!isScope(scope)) throw new ConfigError(`key scope must be one of ${SCOPES.join(', ')} (got "${String(scope)}")`);
+  const workspaces = options.workspaces ?? [];
+  if (!Array.isArray(workspaces)) throw new ConfigError('key workspaces must be a list of workspace names');
+  for (const w of workspaces) {
+    if (typeof w !== 'string' || !WORKSPACE_NAME.test(w)) throw new ConfigError(`key workspace "${String(w)}" is not a workspace name ([A-Za-z0-9][A-Za-z0-9._-]{0,63})`);
+  }
+  const expiresInMs = options.expiresInMs ?? null;
+  if (expiresInMs !== null && (!Number.isSafeInteger(expiresInMs) || expiresInMs < 1)) {
+    throw new ConfigError(`key lifetime must be a positive whole number of milliseconds (got ${expiresInMs})`);
+  }
+  return { scope, workspaces: workspaces.length ? [...new Set(workspaces)].sort() : null, expiresInMs };
 }
 
 /**
@@ -49,24 +95,29 @@ function toView(row: any): ApiKeyView {
 export class ApiKeyStore {
   constructor(private readonly db: Queryable) {}
 
-  /** Makes a key. The returned `key` is the only copy of the secret. */
-  async create(name: string): Promise<CreatedApiKey> {
+  /**
+   * Makes a key: `admin` with no workspace limit and no expiry unless
+   * `options` says otherwise. The returned `key` is the only copy of the secret.
+   */
+  async create(name: string, options: ApiKeyOptions = {}): Promise<CreatedApiKey> {
     if (typeof name !== 'string' || !API_KEY_NAME.test(name)) {
       throw new ConfigError(`key name must be 1-128 characters of letters, digits, space and ._@:- starting with a letter or digit (got "${name}")`);
     }
+    const { scope, workspaces, expiresInMs } = resolveKeyOptions(options);
     const prefix = randomBytes(6).toString('hex');
     const key = `drv_${prefix}_${randomBytes(32).toString('base64url')}`;
     const [row] = await this.db.query(
-      `INSERT INTO drover.api_keys (id, name, prefix, hash) VALUES ($1, $2, $3, $4)
-       RETURNING id, name, prefix, created_at, last_used_at, revoked_at`,
-      [randomUUID(), name, prefix, sha256(key)],
+      `INSERT INTO drover.api_keys (id, name, prefix, hash, scope, workspaces, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, now() + $7 * interval '1 millisecond')
+       RETURNING ${VIEW_COLUMNS}`,
+      [randomUUID(), name, prefix, sha256(key), scope, workspaces, expiresInMs],
     );
     return { ...toView(row), key };
   }
 
   /** Every key, newest first, without secrets. */
   async list(): Promise<ApiKeyView[]> {
-    const rows = await this.db.query(`SELECT id, name, prefix, created_at, last_used_at, revoked_at FROM drover.api_keys ORDER BY created_at DESC, id`);
+    const rows = await this.db.query(`SELECT ${VIEW_COLUMNS} FROM drover.api_keys ORDER BY created_at DESC, id`);
     return rows.map(toView);
   }
 
@@ -79,27 +130,32 @@ export class ApiKeyStore {
     if (column === 'prefix' && !/^[0-9a-f]{12}$/.test(idOrPrefix)) return undefined;
     const [row] = await this.db.query(
       `UPDATE drover.api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE ${column} = $1
-       RETURNING id, name, prefix, created_at, last_used_at, revoked_at`,
+       RETURNING ${VIEW_COLUMNS}`,
       [idOrPrefix],
     );
     return row ? toView(row) : undefined;
   }
 
-  /** The owner of a presented key, or undefined when it is malformed, unknown or revoked. */
-  async verify(presented: string): Promise<ApiKeyIdentity | undefined> {
+  /**
+   * The owner of a presented key; `invalid` when it is malformed, unknown or
+   * revoked, `expired` when it is past its expiry (Postgres' clock).
+   */
+  async verify(presented: string): Promise<ApiKeyCheck> {
     const match = KEY_FORMAT.exec(presented);
-    if (!match) return undefined;
+    if (!match) return { ok: false, reason: 'invalid' };
     const [row] = await this.db.query(
-      `SELECT id, name, hash, revoked_at, last_used_at FROM drover.api_keys WHERE prefix = $1`,
+      `SELECT id, name, hash, revoked_at, last_used_at, scope, workspaces, expires_at, expires_at <= now() AS expired
+         FROM drover.api_keys WHERE prefix = $1`,
       [match[1]],
     );
     const expected = Buffer.from(row?.hash ?? '0'.repeat(64), 'hex');
     const actual = Buffer.from(sha256(presented), 'hex');
     const equal = timingSafeEqual(expected, actual);
-    if (!row || !equal || row.revoked_at) return undefined;
+    if (!row || !equal || row.revoked_at) return { ok: false, reason: 'invalid' };
+    if (row.expired) return { ok: false, reason: 'expired', expiresAt: isoTime(row.expires_at)! };
     if (!row.last_used_at || Date.now() - new Date(row.last_used_at).getTime() > LAST_USED_RESOLUTION_MS) {
       void this.db.query(`UPDATE drover.api_keys SET last_used_at = now() WHERE id = $1`, [row.id]).catch(() => undefined);
     }
-    return { id: row.id, name: row.name };
+    return { ok: true, identity: { id: row.id, name: row.name, scope: row.scope, workspaces: row.workspaces ?? null } };
   }
 }

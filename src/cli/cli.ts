@@ -1,9 +1,16 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { loadConfig, type DroverConfig } from '../config';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
+import { CONFIG_HELP, loadConfig, type DroverConfig } from '../config';
 import type { Drover } from '../drover';
 import { DroverError } from '../errors';
+import { parseLifetime, SCOPES, isScope, type Scope } from '../auth/scopes';
+import { WORKSPACE_NAME } from '../runs/schemas';
 import type { Logger } from '../telemetry/logger';
+import type { Tracing } from '../telemetry/tracing';
 import { VERSION } from '../version';
+import { openCliDatabase } from './database';
+import { addScheduleCommands } from './schedule-commands';
+import { addOperatorCommands, wholeNumber, type Io } from './operator-commands';
+import { json, keysTable } from './output';
 
 // The engine, express, Bull Board and TypeORM load only when a command needs
 // them, so `--help` and configuration errors answer at once.
@@ -16,13 +23,10 @@ const lazy = {
   moduleLoader: () => import('../workflows/module-loader'),
   worker: () => import('../worker/worker'),
   start: () => import('./start'),
+  metrics: () => import('../telemetry/metrics'),
+  metricsServer: () => import('../telemetry/metrics-server'),
+  tracing: () => import('../telemetry/tracing-sdk'),
 };
-
-/** Where the CLI writes (tests and embedders may capture it). */
-interface Io {
-  out(text: string): void;
-  err(text: string): void;
-}
 
 const stdio: Io = {
   out: (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`),
@@ -52,15 +56,43 @@ export function describeError(error: unknown): string {
   }
 }
 
+/** The code of a failed command's JSON error: drover's own, else `usage_error` (exit 2) or `failed`. */
+function errorCode(error: unknown, exitCode: number): string {
+  if (error instanceof DroverError) return error.code;
+  return exitCode === 2 ? 'usage_error' : 'failed';
+}
+
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/**
+ * Runs a long-lived command with the tracing the `OTEL_*` variables ask for
+ * (none when they do not), flushing its spans when the command ends.
+ */
+async function withTracing<T>(config: DroverConfig, serviceName: string, work: (tracing: Tracing | undefined) => Promise<T>): Promise<T> {
+  const tracing = config.tracing ? (await lazy.tracing()).createTracing(config.tracing, serviceName) : undefined;
+  try {
+    return await work(tracing);
+  } finally {
+    await tracing?.close();
+  }
+}
+
 async function databaseUrlOf(config: DroverConfig): Promise<string> {
   return config.databaseUrl ?? (await lazy.embedded()).embeddedDatabaseUrl(config.dataDir);
 }
 
-async function withDrover<T>(config: DroverConfig, logger: Logger, work: (drover: Drover) => Promise<T>): Promise<T> {
+/** DATABASE_DIRECT_URL and DROVER_PREPARED_STATEMENTS (the direct URL only when the command uses DATABASE_URL). */
+function pooling(config: DroverConfig, databaseUrl?: string): { databaseDirectUrl?: string; preparedStatements: boolean } {
+  const direct = databaseUrl === undefined || databaseUrl === config.databaseUrl ? config.databaseDirectUrl : undefined;
+  return { databaseDirectUrl: direct, preparedStatements: config.preparedStatements };
+}
+
+async function withDrover<T>(config: DroverConfig, logger: Logger, work: (drover: Drover) => Promise<T>, databaseUrl?: string, tracing?: Tracing): Promise<T> {
   const { Drover } = await lazy.drover();
   const drover = await Drover.connect({
-    databaseUrl: await databaseUrlOf(config), redisUrl: config.redisUrl, namespace: config.namespace,
-    maxInputBytes: config.maxInputBytes, logger,
+    databaseUrl: databaseUrl ?? await databaseUrlOf(config), redisUrl: config.redisUrl, namespace: config.namespace,
+    ...pooling(config, databaseUrl), maxInputBytes: config.maxInputBytes, logger, sessions: { idleMs: config.sessionIdleMs, maxMs: config.sessionMaxMs }, tracing,
+    retentionDays: config.retentionDays,
   });
   try {
     return await work(drover);
@@ -69,7 +101,43 @@ async function withDrover<T>(config: DroverConfig, logger: Logger, work: (drover
   }
 }
 
-const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+/**
+ * Runs `work` on the database of a command that needs no server: see
+ * `openCliDatabase` (it starts the embedded Postgres for the command when no
+ * `drover start` runs on DROVER_DATA_DIR, and stops it after).
+ */
+async function withCliDatabase<T>(config: DroverConfig, io: Io, work: (databaseUrl: string) => Promise<T>): Promise<T> {
+  const database = await openCliDatabase(config, (line) => io.err(`drover: ${line}`));
+  // The embedded Postgres runs in a process group of its own, so Ctrl-C (e.g. during `runs wait`)
+  // reaches only us: stop the Postgres we started before exiting.
+  const onSignal = (signal: NodeJS.Signals) => {
+    io.err(`drover: ${signal}: stopping the embedded Postgres this command started`);
+    void database.close().finally(() => process.exit(130));
+  };
+  if (database.started) for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  try {
+    return await work(database.url);
+  } finally {
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal);
+    await database.close();
+  }
+}
+
+/**
+ * Usage errors exit 2, failures 1. Commander's own (bad flags and arguments) are
+ * caught in `main`; here, what the engine refuses as invalid input (`invalid_request`:
+ * a bad cursor, workflow or workspace name).
+ */
+/** Bad input from the command line (exit 2): a malformed request, schedule or run input. */
+const USAGE_CODES = new Set(['invalid_request', 'invalid_schedule', 'invalid_input']);
+const isUsageError = (error: unknown): boolean => error instanceof DroverError && USAGE_CODES.has(error.code);
+
+/** The environment variables and their defaults, for `drover --help`. */
+function environmentHelp(): string {
+  const width = Math.max(...CONFIG_HELP.map((v) => v.name.length));
+  return ['', 'Environment variables:', ...CONFIG_HELP.map((v) => `  ${v.name.padEnd(width)}  ${v.meaning}; default: ${v.defaultValue}`),
+    '', 'Exit codes: 0 done, 1 failed, 2 usage error (bad option, argument or input); runs wait: 124 timed out.'].join('\n');
+}
 
 /**
  * Resolves on the first SIGINT, SIGTERM or SIGHUP; another one a second or more
@@ -109,32 +177,40 @@ function warnAuthOff(config: DroverConfig, logger: Logger, io: Io): void {
   io.err(`drover: WARNING: ${warning}`);
 }
 
-const wholeNumber = (min: number, max: number) => (value: string): number => {
-  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-    throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}.`);
-  }
-  return Number(value);
-};
-
 const queueList = (value: string): string[] => {
   const queues = value.split(',').map((q) => q.trim()).filter(Boolean);
   if (queues.length === 0) throw new InvalidArgumentError('must name at least one queue (a,b,c).');
   return queues;
 };
 
-const jsonObject = (value: string): Record<string, unknown> => {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(value);
-  } catch (error) {
-    throw new InvalidArgumentError(`is not valid JSON (${(error as Error).message}).`);
+const keyName = (value: string): string => {
+  if (!/^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,127}$/.test(value)) {
+    throw new InvalidArgumentError('must be 1 to 128 letters, digits, spaces or ._@:- and start with a letter or digit.');
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError('must be a JSON object.');
-  return parsed as Record<string, unknown>;
+  return value;
 };
 
+const keyScope = (value: string): Scope => {
+  if (!isScope(value)) throw new InvalidArgumentError(`must be one of ${SCOPES.join(', ')}.`);
+  return value;
+};
+
+const addWorkspace = (value: string, previous: string[] = []): string[] => {
+  if (!WORKSPACE_NAME.test(value)) throw new InvalidArgumentError('must be a workspace name: 1 to 64 letters, digits or ._- starting with a letter or digit.');
+  return [...previous, value];
+};
+
+const keyLifetime = (value: string): number => {
+  const ms = parseLifetime(value);
+  if (ms === undefined) throw new InvalidArgumentError('must be a whole number followed by m, h, d or w (minutes, hours, days, weeks), e.g. 30d.');
+  return ms;
+};
+
+/** The scope of a key made by `drover keys create` without `--scope`: the least one that can produce runs. */
+export const DEFAULT_CLI_KEY_SCOPE: Scope = 'producer';
+
 /** Builds the `drover` program; each action stores its exit code in `result.code`. */
-function buildProgram(io: Io, result: { code: number }): Command {
+function buildProgram(io: Io, result: { code: number; json?: boolean }): Command {
   const program = new Command('drover')
     .description('Durable DAG workflows on BullMQ, with state in Postgres')
     .version(VERSION, '-v, --version')
@@ -143,39 +219,48 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .configureOutput({
       writeOut: (s) => io.out(s),
       writeErr: (s) => io.err(s),
-      outputError: (s, write) => write(`drover: ${s.replace(/^error: /, '')}`),
-    });
+      outputError: (s, write) => write(result.json
+        ? `${JSON.stringify({ error: { code: 'usage_error', message: s.replace(/^error: /, '').trim() } })}\n`
+        : `drover: ${s.replace(/^error: /, '')}`),
+    })
+    .addHelpText('after', environmentHelp());
 
-  /** Runs an action with the config and a logger; any error becomes one line and exit code 1. */
+  /** Runs an action with the config and a logger; any error becomes one line and exit code 1 (2 for usage errors). */
   const action = <A extends unknown[]>(body: (config: DroverConfig, logger: Logger, ...args: A) => Promise<number>) =>
     async (...args: A): Promise<void> => {
       try {
         const config = loadConfig();
-        const logger = (await lazy.logger()).createLogger(config.logLevel);
+        const logger = (await lazy.logger()).createLogger(config.logLevel, 'drover', undefined, { traceIds: Boolean(config.tracing) });
         result.code = await body(config, logger, ...args);
       } catch (error) {
-        io.err(`drover: ${describeError(error)}`);
-        result.code = 1;
+        result.code = isUsageError(error) ? 2 : 1;
+        // With --json the line is JSON too (on stderr, as the text line would be): the API's error shape.
+        io.err(result.json ? JSON.stringify({ error: { code: errorCode(error, result.code), message: describeError(error) } }) : `drover: ${describeError(error)}`);
       }
     };
+  /** An action on the CLI's database (embedded or DATABASE_URL) through a Drover. */
+  const onDatabase = <A extends unknown[]>(body: (drover: Drover, ...args: A) => Promise<number>) =>
+    action(async (config, logger, ...args: A) => withCliDatabase(config, io, (url) => withDrover(config, logger, (drover) => body(drover, ...args), url)));
 
   program.command('start')
     .description('all in one: Postgres (embedded when DATABASE_URL is unset), migrations, API server, Bull Board and a worker')
-    .option('-m, --module <path>', 'a module of workflows and processors (.js, .cjs or .ts) for the worker')
+    .option('-m, --module <path>', 'a module of workflows and processors (CommonJS or ESM: .js, .cjs, .mjs, .ts or .mts) for the worker')
     .action(action(async (config, logger, opts: { module?: string }) => {
       const { startAll, StartAborted } = await lazy.start();
       warnAuthOff(config, logger, io);
       // Listening from the start: a signal while starting stops what was started (the embedded Postgres too).
       const stopping = new AbortController();
       void untilSignal(io).then(() => stopping.abort());
-      try {
-        const started = await startAll({ config, logger, module: opts.module, print: (line) => io.out(line), signal: stopping.signal });
-        if (!stopping.signal.aborted) await new Promise((resolve) => stopping.signal.addEventListener('abort', resolve, { once: true }));
-        await started.close();
-      } catch (error) {
-        if (!(error instanceof StartAborted)) throw error;
-      }
-      return 0;
+      return withTracing(config, 'drover', async (tracing) => {
+        try {
+          const started = await startAll({ config, logger, module: opts.module, print: (line) => io.out(line), signal: stopping.signal, tracing });
+          if (!stopping.signal.aborted) await new Promise((resolve) => stopping.signal.addEventListener('abort', resolve, { once: true }));
+          await started.close();
+        } catch (error) {
+          if (!(error instanceof StartAborted)) throw error;
+        }
+        return 0;
+      });
     }));
 
   program.command('server')
@@ -183,105 +268,110 @@ function buildProgram(io: Io, result: { code: number }): Command {
     .action(action(async (config, logger) => {
       warnAuthOff(config, logger, io);
       const { assertMigrated, startServer } = await lazy.server();
-      return withDrover(config, logger, async (drover) => {
+      return withTracing(config, 'drover-server', (tracing) => withDrover(config, logger, async (drover) => {
         await assertMigrated(drover);
         drover.queues.connect(); // an unreachable Redis is reported now, not at the first request
         const server = await startServer({
           drover, auth: config.auth, port: config.port, host: config.host, logger, maxInputBytes: config.maxInputBytes,
+          cookieSecure: config.cookieSecure, allowedHosts: config.allowedHosts, authFailuresPerMinute: config.authFailuresPerMinute,
+          bullBoard: config.bullBoard, metricsAuth: config.metricsAuth,
         });
+        const maintenance = drover.startMaintenance();
         io.out(`drover server listening on ${server.url}`);
         logger.info({ url: server.url, queueBackend: drover.queues.kind }, 'server listening');
         await untilSignal(io);
         await server.close();
+        await maintenance.stop();
         return 0;
-      });
+      }, undefined, tracing));
     }));
 
   program.command('worker')
     .description('a worker: runs the steps of the module\'s workflows')
-    .requiredOption('-m, --module <path>', 'the module of workflows and processors (.js, .cjs or .ts)')
+    .requiredOption('-m, --module <path>', 'the module of workflows and processors (CommonJS or ESM: .js, .cjs, .mjs, .ts or .mts)')
     .option('-q, --queues <a,b>', 'queues to consume (default: every queue the module\'s workflows use)', queueList)
     .option('-c, --concurrency <n>', 'steps run at once per queue', wholeNumber(1, 10_000), 10)
-    .action(action(async (config, logger, opts: { module: string; queues?: string[]; concurrency: number }) => {
-      const mod = (await lazy.moduleLoader()).loadUserModule(opts.module);
-      const worker = (await lazy.worker()).createWorker({
-        databaseUrl: await databaseUrlOf(config), redisUrl: config.redisUrl, namespace: config.namespace,
-        module: mod, queues: opts.queues, concurrency: opts.concurrency, logger,
+    .option('--metrics-port <port>', 'serve this worker\'s /metrics and /health on this port (on HOST); default: none', wholeNumber(1, 65_535))
+    .action(action(async (config, logger, opts: { module: string; queues?: string[]; concurrency: number; metricsPort?: number }) => {
+      const mod = await (await lazy.moduleLoader()).loadUserModule(opts.module, { logger });
+      const { Metrics } = await lazy.metrics();
+      const metrics = new Metrics();
+      return withTracing(config, 'drover-worker', async (tracing) => {
+        const worker = (await lazy.worker()).createWorker({
+          databaseUrl: await databaseUrlOf(config), redisUrl: config.redisUrl, namespace: config.namespace, ...pooling(config),
+          module: mod, queues: opts.queues, concurrency: opts.concurrency, logger, metrics, tracing, recordStartAfterMs: config.recordStartAfterMs,
+          maxOutputBytes: config.maxOutputBytes, maintenance: { retention: { retentionDays: config.retentionDays } },
+        });
+        // Listening before the worker connects: the liveness probe answers while it waits for its stores.
+        const metricsServer = opts.metricsPort === undefined ? undefined
+          : await (await lazy.metricsServer()).startMetricsServer({ metrics, port: opts.metricsPort, host: config.host });
+        try {
+          await worker.run();
+          io.out(`drover worker ${worker.id} consuming ${worker.queues.join(', ')} (concurrency ${worker.concurrency})${metricsServer ? `; metrics on ${metricsServer.url}/metrics` : ''}`);
+          await untilSignal(io);
+          await worker.close();
+        } finally {
+          await metricsServer?.close();
+        }
+        return 0;
       });
-      await worker.run();
-      io.out(`drover worker ${worker.id} consuming ${worker.queues.join(', ')} (concurrency ${worker.concurrency})`);
-      await untilSignal(io);
-      await worker.close();
-      return 0;
     }));
 
   program.command('migrate')
     .description('applies the database migrations (and BullMQ\'s when the queues live in Postgres)')
-    .action(action(async (config) => {
+    .option('--json', 'print JSON')
+    .action(action(async (config, _logger, opts: { json?: boolean }) => withCliDatabase(config, io, async (url) => {
       const { migrate } = await lazy.migrations();
-      const applied = await migrate(await databaseUrlOf(config), { queueBackend: config.redisUrl ? 'redis' : 'postgres' });
-      io.out(applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}` : 'the database is up to date');
+      // A session advisory lock serialises migrations: not through a transaction pooler.
+      const applied = await migrate(url === config.databaseUrl ? config.databaseDirectUrl ?? url : url, { queueBackend: config.redisUrl ? 'redis' : 'postgres' });
+      if (opts.json) io.out(json({ applied }));
+      else io.out(applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}` : 'the database is up to date');
       return 0;
-    }));
+    })));
 
   const keys = program.command('keys').description('API keys: create, list, revoke');
   keys.command('create')
     .description('makes a new API key and prints it once (only its hash is stored)')
-    .requiredOption('-n, --name <name>', 'a name for the key (shown as api:<name> in the audit log)')
-    .action(action(async (config, logger, opts: { name: string }) => withDrover(config, logger, async (drover) => {
-      const created = await drover.apiKeys.create(opts.name);
-      io.out(created.key);
-      io.err(`created API key "${created.name}" (id ${created.id}, prefix ${created.prefix}); it is shown only now: store it safely`);
+    .requiredOption('-n, --name <name>', 'a name for the key (shown as api:<name> in the audit log)', keyName)
+    .option('--scope <scope>', `what the key may do: read, producer (also create, cancel, resume runs) or admin (also Bull Board's changes); default ${DEFAULT_CLI_KEY_SCOPE}`, keyScope)
+    .option('--workspace <workspace>', 'limit the key to this workspace\'s runs (repeat for several); a limited key cannot open Bull Board nor /metrics', addWorkspace)
+    .option('--expires <lifetime>', 'the key stops working after this long: 90m, 12h, 30d, 2w (default never)', keyLifetime)
+    .option('--json', 'print JSON (the key is in "key")')
+    .action(onDatabase(async (drover, opts: { name: string; scope?: Scope; workspace?: string[]; expires?: number; json?: boolean }) => {
+      const created = await drover.apiKeys.create(opts.name, { scope: opts.scope ?? DEFAULT_CLI_KEY_SCOPE, workspaces: opts.workspace, expiresInMs: opts.expires });
+      if (opts.json) {
+        io.out(json(created));
+      } else {
+        io.out(created.key);
+        const limits = `scope ${created.scope}, ${created.workspaces ? `workspaces ${created.workspaces.join(', ')}` : 'every workspace'}, ${created.expiresAt ? `expires ${created.expiresAt}` : 'never expires'}`;
+        io.err(`created API key "${created.name}" (id ${created.id}, prefix ${created.prefix}; ${limits}); it is shown only now: store it safely`);
+      }
       return 0;
-    })));
+    }));
   keys.command('list')
     .description('lists the API keys (never their secrets)')
     .option('--json', 'print JSON')
-    .action(action(async (config, logger, opts: { json?: boolean }) => withDrover(config, logger, async (drover) => {
-      const list = await drover.apiKeys.list();
-      if (opts.json) {
-        io.out(JSON.stringify(list, null, 2));
-      } else {
-        io.out(['ID', 'PREFIX', 'NAME', 'CREATED', 'LAST USED', 'REVOKED'].join('\t'));
-        for (const k of list) io.out([k.id, k.prefix, k.name, k.createdAt, k.lastUsedAt ?? '-', k.revokedAt ?? '-'].join('\t'));
-      }
+    .action(onDatabase(async (drover, opts: { json?: boolean }) => {
+      const items = await drover.apiKeys.list();
+      io.out(opts.json ? json(items) : items.length ? keysTable(items) : 'no API keys (make one with: drover keys create --name NAME)');
       return 0;
-    })));
+    }));
   keys.command('revoke')
-    .description('revokes a key by its id or prefix')
+    .description('revokes a key by its id or prefix (its sessions end too)')
     .argument('<id-or-prefix>', 'the key\'s id (uuid) or prefix')
-    .action(action(async (config, logger, idOrPrefix: string) => withDrover(config, logger, async (drover) => {
+    .option('--json', 'print JSON')
+    .action(onDatabase(async (drover, idOrPrefix: string, opts: { json?: boolean }) => {
       const revoked = await drover.apiKeys.revoke(idOrPrefix);
       if (!revoked) {
         io.err(`drover: no API key with id or prefix "${idOrPrefix}"`);
         return 1;
       }
-      io.out(`revoked API key "${revoked.name}" (id ${revoked.id}, prefix ${revoked.prefix})`);
+      io.out(opts.json ? json(revoked) : `revoked API key "${revoked.name}" (id ${revoked.id}, prefix ${revoked.prefix})`);
       return 0;
-    })));
+    }));
 
-  const runs = program.command('runs').description('create and read runs (for scripts; prints JSON)');
-  runs.command('create')
-    .description('starts a run of WORKFLOW')
-    .argument('<workflow>', 'the workflow name')
-    .addOption(new Option('-i, --input <json>', 'the run input, a JSON object').argParser(jsonObject))
-    .option('-k, --idempotency-key <key>', 'returns the existing run when this key was seen')
-    .option('-w, --workspace <name>', 'the workspace (default "default")')
-    .action(action(async (config, logger, workflow: string, opts: { input?: Record<string, unknown>; idempotencyKey?: string; workspace?: string }) =>
-      withDrover(config, logger, async (drover) => {
-        const { run } = await drover.submitRun({
-          workflow, input: opts.input, idempotencyKey: opts.idempotencyKey, workspace: opts.workspace,
-        }, { actor: 'cli' });
-        io.out(JSON.stringify(run, null, 2));
-        return 0;
-      })));
-  runs.command('get')
-    .description('prints a run with its steps')
-    .argument('<id>', 'the run id')
-    .action(action(async (config, logger, id: string) => withDrover(config, logger, async (drover) => {
-      io.out(JSON.stringify(await drover.getRun(id), null, 2));
-      return 0;
-    })));
+  addOperatorCommands(program, { io, onDatabase });
+  addScheduleCommands(program, { io, onDatabase, retentionDays: () => loadConfig().retentionDays });
 
   return program;
 }
@@ -291,12 +381,13 @@ function buildProgram(io: Io, result: { code: number }): Command {
  * bad JSON and bad configuration give one line on stderr and a non-zero code.
  */
 export async function main(argv: string[], io: Io = stdio): Promise<number> {
-  const result = { code: 0 };
+  const result = { code: 0, json: argv.includes('--json') };
   const program = buildProgram(io, result);
   try {
     await program.parseAsync(argv);
   } catch (error) {
-    if (error instanceof CommanderError) result.code = error.exitCode;
+    // Commander's own errors (unknown command or option, a bad or missing argument) are usage errors.
+    if (error instanceof CommanderError) result.code = error.exitCode === 0 ? 0 : 2;
     else {
       io.err(`drover: ${describeError(error)}`);
       result.code = 1;

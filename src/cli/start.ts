@@ -8,6 +8,7 @@ import type { ApiKeyStore } from '../auth/api-keys';
 import { loadUserModule } from '../workflows/module-loader';
 import { demoProcessors, demoWorkflows } from '../processors/demo';
 import type { DroverWorker } from '../worker/worker';
+import type { Tracing } from '../telemetry/tracing';
 
 /** Options of `startAll`. */
 export interface StartOptions {
@@ -19,6 +20,8 @@ export interface StartOptions {
   print?: (line: string) => void;
   /** Aborting it (a signal while starting) stops what was started and rejects with `StartAborted`. */
   signal?: AbortSignal;
+  /** OpenTelemetry tracing for the Drover and its worker. Default none (off). */
+  tracing?: Tracing;
 }
 
 /** `startAll` was aborted before it finished starting; what it had started is stopped. */
@@ -48,7 +51,7 @@ export interface StartedDrover {
 export async function startAll(options: StartOptions): Promise<StartedDrover> {
   const { config, logger } = options;
   const print = options.print ?? ((line: string) => process.stdout.write(`${line}\n`));
-  const mod = options.module ? loadUserModule(options.module) : undefined;
+  const mod = options.module ? await loadUserModule(options.module, { logger }) : undefined;
   const stack: Array<() => Promise<void>> = [];
   const close = async () => {
     for (const stopPart of stack.reverse().splice(0)) await stopPart().catch((err) => logger.warn({ reason: (err as Error)?.message }, 'error while stopping'));
@@ -73,18 +76,29 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
       databaseUrl = embedded.url;
       print(`embedded Postgres in ${config.dataDir} (port ${embedded.server.port})`);
     }
-    await step(migrate(databaseUrl, { queueBackend: config.redisUrl ? 'redis' : 'postgres' }));
+    const directUrl = config.databaseUrl ? config.databaseDirectUrl : undefined;
+    await step(migrate(directUrl ?? databaseUrl, { queueBackend: config.redisUrl ? 'redis' : 'postgres' }));
     const drover = await part(Drover.connect({
-      databaseUrl, redisUrl: config.redisUrl, namespace: config.namespace, maxInputBytes: config.maxInputBytes, logger,
+      databaseUrl, databaseDirectUrl: directUrl, preparedStatements: config.preparedStatements,
+      redisUrl: config.redisUrl, namespace: config.namespace, maxInputBytes: config.maxInputBytes, logger,
+      sessions: { idleMs: config.sessionIdleMs, maxMs: config.sessionMaxMs }, tracing: options.tracing, retentionDays: config.retentionDays,
     }), (d) => d.close());
-    // The built-in demo workflows, plus the user's module when given.
-    const worker = drover.createWorker({ module: mod, workflows: demoWorkflows, processors: demoProcessors });
+    // The built-in demo workflows, plus the user's module when given; the schedule tick and retention run once, below.
+    const worker = drover.createWorker({
+      module: mod, workflows: demoWorkflows, processors: demoProcessors, recordStartAfterMs: config.recordStartAfterMs,
+      maxOutputBytes: config.maxOutputBytes, maintenance: false,
+    });
     stack.push(() => worker.close());
     await step(worker.run());
     const server = await part(startServer({
       drover, auth: config.auth, port: config.port, host: config.host, logger, maxInputBytes: config.maxInputBytes,
+      cookieSecure: config.cookieSecure, allowedHosts: config.allowedHosts, authFailuresPerMinute: config.authFailuresPerMinute,
+      bullBoard: config.bullBoard, metricsAuth: config.metricsAuth,
     }), (s) => s.close());
+    const maintenance = drover.startMaintenance();
+    stack.push(() => maintenance.stop());
     print(`drover listening on ${server.url}`);
+    print(`  dashboard    ${server.url}/   (sign in with the API key at ${server.url}/login)`);
     print(`  API          ${server.url}/api/runs`);
     print(`  Bull Board   ${server.url}/admin/queues`);
     print(`  metrics      ${server.url}/metrics`);
@@ -93,12 +107,13 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
     if (!config.auth) {
       print('  auth         OFF (DROVER_AUTH=off): for local development only');
     } else if (key) {
-      print(`  API key      ${key}   (shown once; stored hashed)`);
+      // The only time the key is printed (it lands in terminal scrollback or container logs once, never twice).
+      print(`  API key      ${key}   (shown once, stored hashed: sign in with it, and export DROVER_API_KEY=<this key> for curl)`);
     } else {
-      print('  API key      made on first start (shown then only)');
+      print('  API key      made on first start (shown then only); export DROVER_API_KEY=<your key> for curl');
     }
     if (config.auth) print('  another key  npx drover keys create --name NAME');
-    const auth = config.auth ? ` -H "Authorization: Bearer ${key ?? '$DROVER_API_KEY'}"` : '';
+    const auth = config.auth ? ' -H "Authorization: Bearer $DROVER_API_KEY"' : '';
     print(`try it:  curl -s -X POST${auth} -H 'Content-Type: application/json' -d '{"workflow":"demo"}' ${server.url}/api/runs`);
     return { url: server.url, databaseUrl, drover, server, worker, close };
   } catch (error) {
@@ -110,5 +125,6 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
 /** On the first start (no key exists yet), makes the key printed in the banner. */
 async function firstStartKey(keys: ApiKeyStore): Promise<string | undefined> {
   if ((await keys.list()).length > 0) return undefined;
-  return (await keys.create('default')).key;
+  // admin: the first-start key is the operator's own, for Bull Board's changes too.
+  return (await keys.create('default', { scope: 'admin' })).key;
 }

@@ -1,7 +1,13 @@
 import { DroverError } from '../errors';
 import type {
-  AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunView, RunWithSteps, WorkerView, WorkflowView,
+  AuditEventView, BatchCreateResult, CreateRunRequest, ListRunsQuery, Page, RunListItem, RunView, RunWithSteps, SignalView, WorkerView, WorkflowView,
 } from '../types';
+import type { RunHandle, StartArgs, StartOptions, TypedWorkflow, WorkflowOutput } from '../workflows/typed';
+import type { ScheduleDefinition } from '../schedules/schedule-definition';
+import type { ScheduleView } from '../schedules/schedule-store';
+import type { StepLogPage } from '../steps/step-logs';
+import type { MapElementPage } from '../waits/map-elements';
+import { outputOfRun } from './result';
 import { pollRun, type WaitOptions } from './wait';
 
 /** Options of `DroverClient`. */
@@ -58,6 +64,22 @@ export class DroverClient {
     return this.request('POST', '/api/runs', request);
   }
 
+  /**
+   * Starts a run of a typed workflow, named by type only so nothing of the
+   * engine is imported: `client.start<typeof crawl>('crawl', { url })`. The
+   * handle's `result()` resolves the typed output (or rejects with `RunFailedError`).
+   */
+  async start<W extends TypedWorkflow<string, any, any>>(workflow: W | W['name'], ...[input, options]: StartArgs<W, StartOptions>): Promise<RunHandle<WorkflowOutput<W>, RunView>> {
+    const name = typeof workflow === 'string' ? workflow : workflow.name;
+    const run = await this.createRun({ ...options, workflow: name, input: (input ?? {}) as Record<string, unknown> });
+    return { id: run.id, run, result: (wait) => this.result<W>(run.id, wait) };
+  }
+
+  /** Waits for a run to finish and resolves its output, typed by `W`; rejects with `RunFailedError` when it failed or was cancelled. */
+  async result<W extends TypedWorkflow<string, any, any> = TypedWorkflow>(id: string, options: WaitOptions = {}): Promise<WorkflowOutput<W>> {
+    return outputOfRun<WorkflowOutput<W>>(await this.waitForRun(id, options));
+  }
+
   /** Starts many runs; each item succeeds or fails on its own. Sent in chunks of 1000. */
   async createRuns(requests: CreateRunRequest[]): Promise<BatchCreateResult> {
     if (!Array.isArray(requests)) throw new TypeError('createRuns expects an array of run requests');
@@ -78,7 +100,7 @@ export class DroverClient {
   }
 
   /** One page, newest first; pass `nextCursor` back as `cursor` for the next. */
-  listRuns(query: ListRunsQuery = {}): Promise<Page<RunView>> {
+  listRuns(query: ListRunsQuery = {}): Promise<Page<RunListItem>> {
     const params = new URLSearchParams();
     for (const [key, value] of Object.entries(query)) if (value !== undefined && value !== null) params.set(key, String(value));
     const qs = params.toString();
@@ -98,22 +120,90 @@ export class DroverClient {
     return this.request('POST', `/api/runs/${encodeURIComponent(id)}/retry`);
   }
 
+  /** Sends a signal to a run (201 with the signal): the first of a name ends the steps waiting for it with `payload`. */
+  signal(id: string, name: string, payload?: unknown): Promise<SignalView> {
+    return this.request('POST', `/api/runs/${encodeURIComponent(id)}/signals/${encodeURIComponent(name)}`, payload === undefined ? {} : { payload });
+  }
+
+  /** Starts a new run of the same workflow with the same input, workspace and priority (201 with the new run). */
+  rerunRun(id: string): Promise<RunView> {
+    return this.request('POST', `/api/runs/${encodeURIComponent(id)}/rerun`);
+  }
+
   /** Polls until the run is terminal; throws `ClientWaitTimeoutError` past `timeoutMs` (default 60 000). */
   waitForRun(id: string, options: WaitOptions = {}): Promise<RunWithSteps> {
     return pollRun(() => this.getRun(id), options, { pollMs: 100, maxPollMs: 1000 });
   }
 
-  async listWorkflows(): Promise<WorkflowView[]> {
-    return (await this.request<{ items: WorkflowView[] }>('GET', '/api/workflows')).items;
+  /** The registered workflows, as the API answers them: `{items}` (not a bare array). */
+  listWorkflows(): Promise<{ items: WorkflowView[] }> {
+    return this.request('GET', '/api/workflows');
   }
 
-  async listWorkers(): Promise<WorkerView[]> {
-    return (await this.request<{ items: WorkerView[] }>('GET', '/api/workers')).items;
+  /** The registered workers, as the API answers them: `{items}` (not a bare array). */
+  listWorkers(): Promise<{ items: WorkerView[] }> {
+    return this.request('GET', '/api/workers');
   }
 
+  /** Creates a cron schedule (201); `already_exists` (409) for a taken name, `invalid_schedule` or `unknown_workflow` (422). */
+  createSchedule(definition: ScheduleDefinition): Promise<ScheduleView> {
+    return this.request('POST', '/api/schedules', definition);
+  }
+
+  /** Every schedule, as the API answers them: `{items}`. */
+  listSchedules(): Promise<{ items: ScheduleView[] }> {
+    return this.request('GET', '/api/schedules');
+  }
+
+  /** One schedule with its `nextFireAt`. */
+  getSchedule(name: string): Promise<ScheduleView> {
+    return this.request('GET', `/api/schedules/${encodeURIComponent(name)}`);
+  }
+
+  deleteSchedule(name: string): Promise<ScheduleView> {
+    return this.request('DELETE', `/api/schedules/${encodeURIComponent(name)}`);
+  }
+
+  pauseSchedule(name: string): Promise<ScheduleView> {
+    return this.request('POST', `/api/schedules/${encodeURIComponent(name)}/pause`);
+  }
+
+  resumeSchedule(name: string): Promise<ScheduleView> {
+    return this.request('POST', `/api/schedules/${encodeURIComponent(name)}/resume`);
+  }
+
+  /** A page of a step's `ctx.log` lines, oldest first (`limit` ≤ 1000, default 100; `cursor` from `nextCursor`). */
+  getStepLogs(runId: string, stepName: string, query: { limit?: number; cursor?: string } = {}): Promise<StepLogPage> {
+    const params = new URLSearchParams();
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    if (query.cursor !== undefined) params.set('cursor', query.cursor);
+    const qs = params.toString();
+    return this.request('GET', `/api/runs/${encodeURIComponent(runId)}/steps/${encodeURIComponent(stepName)}/logs${qs ? `?${qs}` : ''}`);
+  }
+
+  /**
+   * A page of a map step's elements by index (`status`: one step status or several
+   * comma-separated; `limit` ≤ 1000, default 100; `cursor` from `nextCursor`).
+   */
+  listMapElements(runId: string, stepName: string, query: { status?: string; limit?: number; cursor?: string } = {}): Promise<MapElementPage> {
+    const params = new URLSearchParams();
+    if (query.status !== undefined) params.set('status', query.status);
+    if (query.limit !== undefined) params.set('limit', String(query.limit));
+    if (query.cursor !== undefined) params.set('cursor', query.cursor);
+    const qs = params.toString();
+    return this.request('GET', `/api/runs/${encodeURIComponent(runId)}/steps/${encodeURIComponent(stepName)}/elements${qs ? `?${qs}` : ''}`);
+  }
+
+  /**
+   * One API call. A mutating call always sends a JSON body (`{}` when there is
+   * nothing to send) with `Content-Type: application/json`, and the key as Bearer.
+   */
   private async request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    // A bodiless POST still says JSON: the server refuses other types on state changes a browser could send.
+    if (method !== 'GET' && body === undefined) body = {};
     const headers: Record<string, string> = { accept: 'application/json' };
     if (this.options.apiKey) headers.authorization = `Bearer ${this.options.apiKey}`;
+    if (body === undefined && method !== 'GET' && method !== 'HEAD') body = {};
     if (body !== undefined) headers['content-type'] = 'application/json';
     const timeoutMs = this.options.timeoutMs ?? 30_000;
     let response: Response;

@@ -13,6 +13,8 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** `application_name` shown in pg_stat_activity. Default `drover`. */
   applicationName?: string;
+  /** The user's own TypeORM entities, beside drover's (for `ctx.transaction`). Default none. */
+  entities?: NonNullable<DataSourceOptions['entities']>;
 }
 
 /** The TypeORM DataSource options for drover (migrations, never `synchronize`). */
@@ -20,7 +22,7 @@ export function dataSourceOptions(options: DatabaseOptions): DataSourceOptions {
   return {
     type: 'postgres',
     url: options.url,
-    entities: ENTITIES,
+    entities: [...ENTITIES, ...((options.entities ?? []) as never[])],
     migrations: MIGRATIONS,
     migrationsTableName: 'drover_migrations',
     synchronize: false,

@@ -15,18 +15,19 @@ const pgDir = (dataDir: string) => path.join(dataDir, 'pg');
 
 /**
  * The connection string of the embedded database of `dataDir`, as the last
- * `drover start` left it (for `drover migrate`, the TypeORM CLI, scripts).
+ * `drover start` left it (for `drover migrate`, the TypeORM CLI, scripts),
+ * or on `port` when the caller knows where its postmaster listens.
  */
-export function embeddedDatabaseUrl(dataDir: string): string {
+export function embeddedDatabaseUrl(dataDir: string, port?: number): string {
   let state: EmbeddedState;
   let password: string;
   try {
     state = JSON.parse(fs.readFileSync(stateFile(dataDir), 'utf8')) as EmbeddedState;
     password = fs.readFileSync(path.join(pgDir(dataDir), 'drover-password'), 'utf8').trim();
   } catch {
-    throw new ConfigError(`DATABASE_URL is not set and there is no embedded database in ${dataDir}: run "drover start" first, or set DATABASE_URL`);
+    throw new ConfigError(`no drover data in ${dataDir} (DROVER_DATA_DIR): run "drover start" once, or set DATABASE_URL`);
   }
-  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${state.port}/${EMBEDDED_DATABASE}`;
+  return `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port ?? state.port}/${EMBEDDED_DATABASE}`;
 }
 
 /** A running embedded database and how to stop it. */

@@ -18,6 +18,8 @@ export interface EmbeddedPostgresOptions {
   maxConnections?: number;
   /** Receives server log lines. Default: kept in a small ring for error messages. */
   onLog?: (line: string) => void;
+  /** More server settings (`-c name=value`), e.g. `shared_preload_libraries` for the benchmark's statistics. Default none. */
+  settings?: Record<string, string>;
 }
 
 const PASSWORD_FILE = 'drover-password';
@@ -58,6 +60,7 @@ export class EmbeddedPostgres {
     if (this.options.fsync === false) {
       args.push('-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off');
     }
+    for (const [name, value] of Object.entries(this.options.settings ?? {})) args.push('-c', `${name}=${value}`);
     const child = spawn(path.join(bin, 'postgres'), args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       // A process group of its own: Ctrl-C in a terminal signals the whole foreground group,
@@ -109,21 +112,21 @@ export class EmbeddedPostgres {
       throw new Error(`embedded Postgres: ${dataDir} is not empty and holds no database; empty it or choose another DROVER_DATA_DIR`);
     }
     const password = randomBytes(18).toString('base64url');
-    const pwTemp = path.join(os.tmpdir(), `drover-pw-${process.pid}-${Date.now()}`);
-    fs.writeFileSync(pwTemp, password + '\n', { mode: 0o600 });
-    if (owner) {
-      fs.chownSync(dataDir, owner.uid, owner.gid);
-      fs.chownSync(pwTemp, owner.uid, owner.gid);
+    if (owner) fs.chownSync(dataDir, owner.uid, owner.gid);
+    const pwTemp = writePrivateTempFile('drover-initdb-', 'password', password + '\n', owner);
+    let result;
+    try {
+      result = spawnSync(path.join(bin, 'initdb'), [
+        '-D', dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwTemp.file}`,
+        '-E', 'UTF8', '--locale=C', ...(this.options.fsync === false ? ['--no-sync'] : []),
+      ], {
+        encoding: 'utf8',
+        ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
+        env: { ...process.env, LC_ALL: 'C', LD_LIBRARY_PATH: path.join(bin, '..', 'lib') },
+      });
+    } finally {
+      pwTemp.remove();
     }
-    const result = spawnSync(path.join(bin, 'initdb'), [
-      '-D', dataDir, '-U', 'postgres', '--auth=scram-sha-256', `--pwfile=${pwTemp}`,
-      '-E', 'UTF8', '--locale=C', ...(this.options.fsync === false ? ['--no-sync'] : []),
-    ], {
-      encoding: 'utf8',
-      ...(owner ? { uid: owner.uid, gid: owner.gid } : {}),
-      env: { ...process.env, LC_ALL: 'C', LD_LIBRARY_PATH: path.join(bin, '..', 'lib') },
-    });
-    fs.rmSync(pwTemp, { force: true });
     if (result.status !== 0) {
       const reason = (result.stderr || result.error?.message || '').trim().split('\n').pop();
       throw new Error(`embedded Postgres: initdb failed: ${reason}`);
@@ -174,7 +177,8 @@ export function postgresBinDir(): string {
   return path.join(path.dirname(entry), '..', 'native', 'bin');
 }
 
-interface RunAsUser { uid: number; gid: number }
+/** A system user the embedded server runs as (when drover runs as root). */
+export interface RunAsUser { uid: number; gid: number }
 
 /** Every folder above the data dir must let the postgres user pass (o+x). */
 function assertReachable(dataDir: string, owner: RunAsUser): void {
@@ -269,5 +273,29 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Writes `content` to a new file in a new private directory of the system
+ * temp dir (random name, mode 0700; the file mode 0600, created exclusively,
+ * so a planted file or symlink is never followed or overwritten), owned by
+ * `owner` when given. `remove()` deletes both.
+ */
+export function writePrivateTempFile(prefix: string, name: string, content: string, owner?: RunAsUser): { file: string; remove(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const remove = () => fs.rmSync(dir, { recursive: true, force: true });
+  try {
+    fs.chmodSync(dir, 0o700);
+    const file = path.join(dir, name);
+    fs.writeFileSync(file, content, { mode: 0o600, flag: 'wx' });
+    if (owner) {
+      fs.chownSync(dir, owner.uid, owner.gid);
+      fs.chownSync(file, owner.uid, owner.gid);
+    }
+    return { file, remove };
+  } catch (error) {
+    remove();
+    throw error;
   }
 }

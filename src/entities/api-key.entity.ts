@@ -12,4 +12,10 @@ export class ApiKeyEntity {
   @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' }) createdAt!: Date;
   @Column({ name: 'last_used_at', type: 'timestamptz', nullable: true }) lastUsedAt!: Date | null;
   @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true }) revokedAt!: Date | null;
+  /** `read`, `producer` or `admin` (what the key may do). */
+  @Column({ type: 'varchar', length: 16, default: 'admin' }) scope!: string;
+  /** The workspaces the key may see and act on; null: every workspace. */
+  @Column({ type: 'text', array: true, nullable: true }) workspaces!: string[] | null;
+  /** After this the key is refused like a revoked one; null: never. */
+  @Column({ name: 'expires_at', type: 'timestamptz', nullable: true }) expiresAt!: Date | null;
 }

@@ -27,4 +27,7 @@ export class RunEntity {
   @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' }) createdAt!: Date;
   @Column({ name: 'started_at', type: 'timestamptz', nullable: true }) startedAt!: Date | null;
   @Column({ name: 'finished_at', type: 'timestamptz', nullable: true }) finishedAt!: Date | null;
+  /** A child run (a `run` step started it): the parent run and step. */
+  @Column({ name: 'parent_run_id', type: 'uuid', nullable: true }) parentRunId!: string | null;
+  @Column({ name: 'parent_step_id', type: 'uuid', nullable: true }) parentStepId!: string | null;
 }

@@ -8,6 +8,8 @@ export class WorkflowEntity {
   /** Hash of the canonical definition. */
   @PrimaryColumn({ type: 'varchar', length: 64 }) version!: string;
   @Column({ type: 'jsonb' }) definition!: unknown;
+  /** The version's input JSON Schema (null: none); part of the version's hash. */
+  @Column({ name: 'input_schema', type: 'jsonb', nullable: true }) inputSchema!: unknown;
   @Column({ name: 'created_at', type: 'timestamptz', default: () => 'now()' }) createdAt!: Date;
   /**
    * When this version (hash) was first registered; the newest is the current one.

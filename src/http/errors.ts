@@ -17,10 +17,15 @@ export function sendError(res: Response, status: number, code: string, message: 
 /** The HTTP status of each domain error code (the only place statuses meet the domain). */
 export const STATUS_OF_CODE: Readonly<Record<string, number>> = {
   invalid_request: 400,
+  forbidden: 403,
   not_found: 404,
   invalid_state: 409,
+  already_exists: 409,
+  invalid_schedule: 422,
   payload_too_large: 413,
   unknown_workflow: 422,
+  invalid_input: 422,
+  not_a_map_step: 422,
 };
 
 /** 404 JSON for any path no route serves. */
@@ -28,12 +33,12 @@ export const unknownRoute: RequestHandler = (req, res) => {
   sendError(res, 404, 'not_found', `no route for ${req.method} ${req.path}`);
 };
 
-/** 405 JSON with an `Allow` header, for a known path asked with another method. */
+/** 405 JSON with an `Allow` header, for a known path asked with another method; the message names the full path (no query). */
 export function methodNotAllowed(allowed: string[]): RequestHandler {
   const allow = allowed.includes('GET') && !allowed.includes('HEAD') ? [...allowed, 'HEAD'] : allowed;
   return (req, res) => {
     res.setHeader('Allow', allow.join(', '));
-    sendError(res, 405, 'method_not_allowed', `${req.method} is not allowed on ${req.path}; use ${allowed.join(' or ')}`);
+    sendError(res, 405, 'method_not_allowed', `${req.method} is not allowed on ${req.originalUrl.split('?')[0]}; use ${allowed.join(' or ')}`);
   };
 }
 
@@ -47,6 +52,7 @@ const BODY_ERRORS: Record<string, string> = {
   'stream.encoding.set': 'the body could not be read',
   'entity.verify.failed': 'the body could not be verified',
   'json.too.deep': 'the body nests objects and arrays too deeply (at most 64 levels)',
+  'json.invalid.utf8': 'the body is not valid UTF-8',
 };
 
 /** Postgres SQLSTATE class 22 (data exception): a value the client sent that Postgres refuses. */
@@ -91,22 +97,24 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     if (isDataException(error)) {
-      sendError(res, 400, 'invalid_request', `a value in the request is not acceptable: ${(error as Error).message}`);
+      // Postgres' own text names internals (types, functions): logged, never sent back.
+      logger.debug({ method: req.method, path: req.path, cause: (error as Error).message }, 'request refused by Postgres (data exception)');
+      sendError(res, 400, 'invalid_request', 'a value in the request is not acceptable (out of range or malformed)');
       return;
     }
     if (error instanceof CommitUnknownError) {
-      logger.warn({ method: req.method, path: req.path, cause: (error.cause as Error)?.message }, error.message);
+      logger.warn({ method: req.method, path: req.originalUrl, cause: (error.cause as Error)?.message }, error.message);
       res.setHeader('Retry-After', '1');
       sendError(res, 503, 'unavailable', error.message);
       return;
     }
     if (isTransientError(error)) {
-      logger.warn({ err: error, method: req.method, path: req.path }, 'request failed: storage unavailable');
+      logger.warn({ err: error, method: req.method, path: req.originalUrl }, 'request failed: storage unavailable');
       res.setHeader('Retry-After', '1');
       sendError(res, 503, 'unavailable', 'a backing service (Postgres or the queue) is unavailable; try again');
       return;
     }
-    logger.error({ err: error, method: req.method, path: req.path }, 'request failed');
+    logger.error({ err: error, method: req.method, path: req.originalUrl }, 'request failed');
     sendError(res, 500, 'internal_error', 'internal server error');
   };
 }

@@ -9,6 +9,9 @@ export const batchBodySchema = z.strictObject({
   runs: z.array(z.unknown()).max(MAX_BATCH_RUNS, `must hold at most ${MAX_BATCH_RUNS} runs`),
 });
 
+/** `POST /api/runs/:id/signals/:signal` body: `{ payload }` (any JSON; absent: null). */
+export const signalBodySchema = z.strictObject({ payload: z.unknown().optional() });
+
 /** A JSON object body (the run service validates its fields). */
 export const objectBodySchema = z.record(z.string(), z.unknown());
 

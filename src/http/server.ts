@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Drover } from '../drover';
 import { silentLogger, type Logger } from '../telemetry/logger';
 import { createApp, type AppOptions, type DroverApp } from './app';
+import { isLoopbackAddress } from './security';
 
 /** Options of `startServer`. */
 export interface ServerOptions extends AppOptions {
@@ -34,9 +35,12 @@ export async function assertMigrated(drover: Drover): Promise<void> {
 /** Starts the HTTP API, Bull Board, health and metrics on one port. */
 export async function startServer(options: ServerOptions): Promise<DroverServer> {
   const logger = options.logger ?? silentLogger;
+  const host = options.host ?? '127.0.0.1';
+  if (options.auth === false && !isLoopbackAddress(host)) {
+    throw new Error(`DROVER_AUTH=off serves anyone who can reach it: set HOST to a loopback address (127.0.0.1, ::1, localhost), not ${host}, or turn auth on`);
+  }
   const droverApp = createApp(options);
   await droverApp.bullBoard.refresh().catch((err) => logger.warn({ err }, 'could not read the queue list; Bull Board shows "default" for now'));
-  const host = options.host ?? '127.0.0.1';
   const http = await new Promise<Server>((resolve, reject) => {
     const server = droverApp.app.listen(options.port ?? 3000, host, (error?: Error) => (error ? reject(error) : resolve(server)));
     server.once('error', reject);

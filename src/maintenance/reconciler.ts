@@ -8,7 +8,9 @@ import type { QueueBackend } from '../queue/queue-backend';
 import { WorkerRegistry } from '../worker/worker-registry';
 import { toReadyStep, type ReadyStep } from '../steps/ready-step';
 import { finishRuns } from '../runs/run-store';
+import { isUuid } from '../json';
 import type { StepStore } from '../steps/step-store';
+import { WaitRepairs } from './wait-repairs';
 
 /** Options of the reconciler. */
 export interface ReconcilerOptions {
@@ -36,11 +38,19 @@ export interface ReconcileReport {
   reenqueued: number;
   runsFinished: number;
   jobsRemoved: number;
+  /** Repairs of waits and dynamic graphs (src/maintenance/wait-repairs.ts). */
+  waitRepairs: number;
+  /** Runs and steps given their place under a concurrency key (waiters whose place was free). */
+  flowPromoted?: number;
 }
 
 // Arbitrary constant: one reconciler pass at a time across every process.
 const RECONCILER_LOCK_KEY = 7_312_004_512;
+/** How long the lock's transaction may sit idle (a pass runs its work on other connections meanwhile). */
+const RECONCILER_LOCK_IDLE_MS = 10_000;
 const ACTOR = 'reconciler';
+/** A queued step that waits on a concurrency key (its own or its run's) has no job on purpose. */
+const FLOW_WAITING = `EXISTS (SELECT 1 FROM drover.flow_entries f WHERE f.subject IN (s.id, s.run_id) AND f.state = 'waiting')`;
 const LIVE_JOB_STATES = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
 /** Job lists of the stale-job scan, each paged on its own (BullMQ applies a range to each list it reads). */
 const WAITING_JOB_TYPES = ['waiting', 'delayed', 'prioritized'] as const;
@@ -77,6 +87,7 @@ export class Reconciler {
   private queuedAfter = START;
   private runsAfter = START;
   private readonly jobOffsets = new Map<string, number>();
+  private readonly waits: WaitRepairs;
 
   constructor(
     private readonly deps: { sql: Sql; backend: QueueBackend; store: StepStore; dispatcher: Dispatcher; logger: Logger; metrics: Metrics; queues: string[] },
@@ -88,6 +99,7 @@ export class Reconciler {
       heartbeatTimeoutMs: options.heartbeatTimeoutMs ?? 30_000,
       batchSize: options.batchSize ?? 1000,
     };
+    this.waits = new WaitRepairs(deps, this.o.batchSize, this.o.queuedGraceMs);
   }
 
   start(): void {
@@ -112,14 +124,16 @@ export class Reconciler {
 
   /** One pass, if no other process is in one. */
   async reconcile(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { ran: false, workersGone: 0, requeued: 0, reenqueued: 0, runsFinished: 0, jobsRemoved: 0 };
+    const report: ReconcileReport = { ran: false, workersGone: 0, requeued: 0, reenqueued: 0, runsFinished: 0, jobsRemoved: 0, waitRepairs: 0 };
     const client: PoolClient = await this.deps.sql.pool.connect();
     let broken = false;
     const onError = () => { broken = true; };
     client.on('error', onError);
     try {
-      // A transaction-scoped advisory lock: released at commit, or when the connection dies.
-      await client.query('BEGIN');
+      // A transaction-scoped advisory lock: released at commit, or when the connection dies. A holder
+      // cut off by a network partition looks alive to Postgres (no reset arrives), so its idle
+      // transaction is ended after RECONCILER_LOCK_IDLE_MS and another process's pass can run.
+      await client.query(`BEGIN; SET LOCAL idle_in_transaction_session_timeout = ${RECONCILER_LOCK_IDLE_MS}`);
       const { rows } = await client.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [RECONCILER_LOCK_KEY]);
       if (!rows[0].locked) return report;
       report.ran = true;
@@ -127,7 +141,12 @@ export class Reconciler {
       await this.requeueLostRunning(report);
       await this.reenqueueMissingJobs(report);
       await this.finishSettledRuns(report);
+      if (this.deps.dispatcher.flow) {
+        report.flowPromoted = await this.deps.dispatcher.flow.reconcile(this.o.batchSize);
+        if (report.flowPromoted) this.deps.metrics.reconcilerRepairs.inc({ kind: 'flow_promoted' }, report.flowPromoted);
+      }
       await this.removeJobsOfTerminalSteps(report);
+      report.waitRepairs = await this.waits.run();
       return report;
     } catch (error) {
       broken = true;
@@ -136,7 +155,7 @@ export class Reconciler {
       await client.query('COMMIT').catch(() => { broken = true; });
       client.off('error', onError);
       client.release(broken);
-      const repairs = report.requeued + report.reenqueued + report.runsFinished + report.jobsRemoved + report.workersGone;
+      const repairs = report.requeued + report.reenqueued + report.runsFinished + report.jobsRemoved + report.workersGone + report.waitRepairs;
       if (repairs) this.deps.logger.info({ ...report }, 'reconciler repaired drift');
     }
   }
@@ -185,13 +204,14 @@ export class Reconciler {
   /** Queued steps whose job is missing, or finished in the queue while the row still says queued. */
   private async reenqueueMissingJobs(report: ReconcileReport): Promise<void> {
     const rows = await this.deps.sql.query(`
-      SELECT s.id, s.run_id, s.processor, s.queue, s.generation, s.attempt, s.max_attempts, s.options, r.priority AS run_priority,
+      SELECT s.id, s.run_id, s.name, s.processor, s.queue, s.generation, s.attempt, s.max_attempts, s.options, r.priority AS run_priority, r.workflow,
              r.delay_ms, cardinality(s.depends_on) = 0 AS root,
              extract(epoch FROM now() - s.queued_at) * 1000 AS waited_ms, s.queued_at::text AS key_at,
              COALESCE(extract(epoch FROM s.available_at - now()) * 1000, 0) AS retry_wait_ms
         FROM drover.steps s JOIN drover.runs r ON r.id = s.run_id
        WHERE s.finished_at IS NULL AND s.status = 'queued' AND s.queued_at < now() - make_interval(secs => $1::double precision / 1000)
          AND s.queued_at >= $3::timestamptz AND (s.queued_at, s.id) > ($3::timestamptz, $4::uuid)
+         AND NOT (s.options ? 'flow' AND ${FLOW_WAITING})
        ORDER BY s.queued_at, s.id LIMIT $2`, [this.o.queuedGraceMs, this.o.batchSize, this.queuedAfter.at, this.queuedAfter.id]);
     this.queuedAfter = nextKeyset(rows, this.o.batchSize);
     const missing: ReadyStep[] = [];
@@ -240,7 +260,13 @@ export class Reconciler {
         const offset = this.jobOffsets.get(place) ?? 0;
         const jobs = await this.deps.backend.queue(queue).getJobs([type], offset, offset + this.o.batchSize - 1);
         let removed = 0;
-        const candidates = jobs.filter((j) => j?.data?.stepId);
+        // Job data is not trusted: a job naming no real step id is not ours to keep (and would fail the uuid cast).
+        const candidates = jobs.filter((j) => typeof j?.data?.stepId === 'string' && isUuid(j.data.stepId));
+        for (const job of jobs) {
+          if (!job?.id || candidates.includes(job)) continue;
+          await this.removeJob(queue, job.id);
+          removed++;
+        }
         if (candidates.length) {
           const live = await this.deps.sql.query(`
             SELECT id, generation FROM drover.steps WHERE id = ANY ($1::uuid[]) AND status IN ('queued', 'running')`,

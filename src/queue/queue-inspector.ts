@@ -1,7 +1,11 @@
 import type { JobType, Queue } from 'bullmq';
+import { jobIdOf } from './dispatcher';
 import type { QueueBackend, QueueBackendKind, StepJobData } from './queue-backend';
 
-/** Job counts of one queue by BullMQ state, labelled with the BullMQ queue name. */
+/** Where drover mounts Bull Board. */
+export const BULL_BOARD_PATH = '/admin/queues';
+
+/** Job counts of one queue by BullMQ state, labelled with the drover queue name (`default`). */
 export type QueueJobCounts = Array<{ queue: string; state: string; count: number }>;
 
 /**
@@ -23,11 +27,30 @@ export class QueueInspector {
     return this.backend.bullName(queue);
   }
 
+  /** The drover queue name of a BullMQ queue name (undefined when not one of this namespace). */
+  droverName(bullName: string): string | undefined {
+    return this.backend.droverName(bullName);
+  }
+
+  /**
+   * The Bull Board page of a step's job, `/admin/queues/queue/<bullName>/<jobId>`
+   * (the job of that generation: a resumed step has a new one).
+   */
+  jobPath(queue: string, stepId: string, generation: number): string {
+    return `${BULL_BOARD_PATH}/queue/${encodeURIComponent(this.bullName(queue))}/${encodeURIComponent(jobIdOf(stepId, generation))}`;
+  }
+
+  /** Which of the drover queues `queues` are paused in BullMQ (workers take no job from them). */
+  async pausedQueues(queues: readonly string[]): Promise<string[]> {
+    const paused = await Promise.all(queues.map((q) => this.backend.queue(q).isPaused()));
+    return queues.filter((_, i) => paused[i]);
+  }
+
   /** Counts the jobs of a drover queue in each of `states`. */
   async jobCounts(queue: string, states: readonly JobType[]): Promise<QueueJobCounts> {
     const bullQueue = this.backend.queue(queue);
     const byState = await bullQueue.getJobCounts(...states);
-    return Object.entries(byState).map(([state, count]) => ({ queue: bullQueue.name, state, count }));
+    return Object.entries(byState).map(([state, count]) => ({ queue, state, count }));
   }
 
   /** The BullMQ queue of a drover queue, for Bull Board's adapter. */

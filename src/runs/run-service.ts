@@ -5,15 +5,18 @@ import type { Dispatcher } from '../queue/dispatcher';
 import type { Queryable, Sql } from '../db/sql';
 import { CommitUnknownError, invalidRequest, invalidState, notFound, payloadTooLarge, unknownWorkflow, type RequestError } from '../errors';
 import { isTransientError, withInfraRetry } from '../infra/retry';
-import { findNonJson, isJsonObject, isUuid } from '../json';
+import { DAY_MS, findNonJson, isJsonObject, isUuid } from '../json';
 import type { Metrics } from '../telemetry/metrics';
 import { createRunSchema, formatIssue, listRunsSchema } from './schemas';
 import { toReadyStep, type ReadyStep } from '../steps/ready-step';
 import type { RunStore } from './run-store';
 import type { StepOptionsJson } from '../entities/step.entity';
-import type { AuditEventView, CreateRunRequest, ListRunsQuery, Page, ResolvedWorkflow, RunView, RunWithSteps } from '../types';
-import { RUN_COLUMNS, STEP_COLUMNS, toRunView, toStepView } from './views';
+import type { AuditEventView, CreateRunRequest, ListRunsQuery, Page, ResolvedWorkflow, RunListItem, RunView, RunWithSteps } from '../types';
+import { RUN_COLUMNS, RUN_LIST_COLUMNS, STEP_COLUMNS, toRunListItem, toRunView, toStepView } from './views';
 import type { WorkflowRegistry } from '../workflows/workflow-registry';
+import { InputValidator } from '../workflows/input-schema';
+import { kindOptionsOf } from '../waits/definition';
+import { flowOptionsOf } from '../flow/flow-spec';
 
 /** Options of the run service. */
 export interface RunServiceOptions {
@@ -46,6 +49,8 @@ const RETRY_WITHIN_MS = 15_000;
  */
 export class RunService {
   private readonly maxInputBytes: number;
+  /** Each version's input schema, compiled once. */
+  private readonly inputs = new InputValidator();
 
   constructor(
     private readonly sql: Sql,
@@ -64,7 +69,7 @@ export class RunService {
    * (validation, unknown workflow). An idempotency key already seen in the
    * workspace gives the existing run (`created: false`).
    */
-  async createRuns(requests: unknown[], actor: string): Promise<CreateOutcome[]> {
+  async createRuns(requests: unknown[], actor: string, createdData?: Record<string, unknown>): Promise<CreateOutcome[]> {
     const outcomes: CreateOutcome[] = new Array(requests.length);
     const valid: Array<{ index: number; request: CreateRunRequest; input: Record<string, unknown> }> = [];
     requests.forEach((raw, index) => {
@@ -83,6 +88,11 @@ export class RunService {
         outcomes[v.index] = { ok: false, error: unknownWorkflow(v.request.workflow) };
         continue;
       }
+      const refused = this.inputs.refusal(workflow, v.input);
+      if (refused) {
+        outcomes[v.index] = { ok: false, error: refused };
+        continue;
+      }
       prepared.push({ index: v.index, id: randomUUID(), request: { ...v.request, workspace: v.request.workspace ?? 'default' }, input: v.input, workflow });
     }
     if (prepared.length === 0) return outcomes;
@@ -92,7 +102,7 @@ export class RunService {
       let committing = false;
       try {
         return await this.sql.transaction(async (tx) => {
-          const result = await this.insertRuns(tx, prepared, actor);
+          const result = await this.insertRuns(tx, prepared, actor, createdData);
           committing = true;
           return result;
         });
@@ -121,7 +131,14 @@ export class RunService {
   private validate(raw: unknown): { request: CreateRunRequest; input: Record<string, unknown> } {
     const parsed = createRunSchema.safeParse(raw);
     if (!parsed.success) throw invalidRequest(formatIssue(parsed.error), { issues: parsed.error.issues.slice(0, 5).map((i) => ({ path: i.path, message: i.message })) });
-    const request = parsed.data as CreateRunRequest;
+    const { runAt, ...rest } = parsed.data as CreateRunRequest;
+    const request: CreateRunRequest = rest;
+    if (runAt !== undefined) {
+      // A time becomes the delay from now (this process's clock), bounded as delayMs is.
+      const delayMs = Math.max(0, Math.ceil(new Date(runAt).getTime() - Date.now()));
+      if (!Number.isFinite(delayMs) || delayMs > 30 * DAY_MS) throw invalidRequest('runAt: must be within 30 days from now');
+      request.delayMs = delayMs;
+    }
     const rawInput = (request as { input?: unknown }).input;
     if (rawInput !== undefined && rawInput !== null && !isJsonObject(rawInput)) {
       throw invalidRequest('input: must be a JSON object');
@@ -134,7 +151,7 @@ export class RunService {
     return { request, input };
   }
 
-  private async insertRuns(tx: Queryable, prepared: Prepared[], actor: string) {
+  private async insertRuns(tx: Queryable, prepared: Prepared[], actor: string, createdData?: Record<string, unknown>) {
     const inserted = await tx.query(`
       INSERT INTO drover.runs (id, workflow, workflow_version, definition, status, input, workspace, priority, delay_ms, idempotency_key, open_steps)
       SELECT id, wf, ver, def, 'pending', inp, ws, pri, dly, ikey, n
@@ -171,19 +188,20 @@ export class RunService {
     const audit: AuditEvent[] = [];
     for (const p of prepared) {
       if (!created.has(p.id)) continue;
-      audit.push({ type: 'run.created', runId: p.id, stepId: null });
+      audit.push({ type: 'run.created', runId: p.id, stepId: null, ...(createdData ? { data: createdData } : {}) });
       const dependedOn = new Set(p.workflow.steps.flatMap((s) => s.dependsOn));
       for (const s of p.workflow.steps) {
         const id = randomUUID();
         const root = s.dependsOn.length === 0;
-        const options: StepOptionsJson = { backoff: s.backoff, delayMs: s.delayMs, timeoutMs: s.timeoutMs, priority: s.priority };
+        const options: StepOptionsJson = { backoff: s.backoff, delayMs: s.delayMs, timeoutMs: s.timeoutMs, priority: s.priority, ...(s.params ? { params: s.params } : {}),
+          ...kindOptionsOf(s), ...flowOptionsOf(p.workflow, s, p.input, p.request.workspace) };
         steps.id.push(id); steps.run.push(p.id); steps.name.push(s.name); steps.proc.push(s.processor); steps.queue.push(s.queue);
         steps.status.push(root ? 'queued' : 'pending'); steps.deps.push(JSON.stringify(s.dependsOn));
         steps.remaining.push(s.dependsOn.length); steps.max.push(s.attempts); steps.options.push(JSON.stringify(options));
         steps.sink.push(!dependedOn.has(s.name));
         if (root) {
           audit.push({ type: 'step.queued', runId: p.id, stepId: id });
-          roots.push({ ...toReadyStep({ id, run_id: p.id, processor: s.processor, queue: s.queue, generation: 0, attempt: 0, max_attempts: s.attempts, options }, p.request.priority ?? 0), extraDelayMs: p.request.delayMs ?? 0 });
+          roots.push({ ...toReadyStep({ id, run_id: p.id, name: s.name, processor: s.processor, queue: s.queue, generation: 0, attempt: 0, max_attempts: s.attempts, options }, p.request.priority ?? 0, p.workflow.name), extraDelayMs: p.request.delayMs ?? 0 });
         }
       }
     }
@@ -208,13 +226,19 @@ export class RunService {
     const steps = await this.retry(() => this.sql.query(`SELECT ${STEP_COLUMNS} FROM drover.steps WHERE run_id = $1`, [id]));
     const order = new Map<string, number>((run.definition.steps as Array<{ name: string }>).map((s, i) => [s.name, i]));
     steps.sort((a, b) => (order.get(a.name) ?? 0) - (order.get(b.name) ?? 0));
-    return { ...toRunView(run), steps: steps.map(toStepView) };
+    const view = toRunView(run);
+    // A workflow that names its output: the run's output is that step's output (the column keeps the sinks').
+    const outputStep = (run.definition as { output?: string }).output;
+    if (outputStep !== undefined && view.status === 'succeeded') view.output = steps.find((s) => s.name === outputStep)?.output ?? null;
+    return { ...view, steps: steps.map(toStepView) };
   }
 
   /** Newest first, keyset-paginated on (created_at, id) so concurrent inserts never shift a page. */
-  async listRuns(query: ListRunsQuery = {}): Promise<Page<RunView>> {
+  async listRuns(query: ListRunsQuery = {}, workspaces?: readonly string[] | null): Promise<Page<RunListItem>> {
+    const repeated = Object.entries(query ?? {}).find(([, value]) => Array.isArray(value));
+    if (repeated) throw invalidRequest(`${repeated[0]}: must be given once, as a single value`);
     const parsed = listRunsSchema.safeParse(query);
-    if (!parsed.success) throw invalidRequest(formatIssue(parsed.error));
+    if (!parsed.success) throw invalidRequest(formatIssue(parsed.error, 'query'));
     const q = parsed.data;
     const limit = q.limit ?? 20;
     const where: string[] = [];
@@ -225,6 +249,7 @@ export class RunService {
     if (q.status === 'pending' || q.status === 'running') where.push('finished_at IS NULL');
     if (q.workflow) add('workflow = ?', q.workflow);
     if (q.workspace) add('workspace = ?', q.workspace);
+    if (workspaces) add('workspace = ANY(?::text[])', [...workspaces]);
     if (q.cursor) {
       const cursor = decodeCursor(q.cursor);
       params.push(cursor.at, cursor.id);
@@ -232,12 +257,12 @@ export class RunService {
     }
     params.push(limit + 1);
     const rows = await this.retry(() => this.sql.query(`
-      SELECT ${RUN_COLUMNS}, created_at::text AS cursor_at FROM drover.runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      SELECT ${RUN_LIST_COLUMNS}, created_at::text AS cursor_at FROM drover.runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY created_at DESC, id DESC LIMIT $${params.length}`, params));
     const more = rows.length > limit;
     const items = rows.slice(0, limit);
     const last = items[items.length - 1];
-    return { items: items.map(toRunView), nextCursor: more && last ? encodeCursor(last.cursor_at, last.id) : null };
+    return { items: items.map(toRunListItem), nextCursor: more && last ? encodeCursor(last.cursor_at, last.id) : null };
   }
 
   /** The audit trail of a run, oldest first. */
@@ -260,18 +285,34 @@ export class RunService {
       throw invalidState(`run ${id} is not pending or running, so it cannot be cancelled`);
     }
     this.metrics.runsFinished.inc({ status: 'cancelled' });
-    for (const s of cancelled) this.metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(s.queue) });
+    for (const s of cancelled) this.metrics.stepsFinished.inc({ status: 'cancelled', queue: s.queue });
     await this.dispatcher.remove(cancelled.filter((s) => s.previous === 'queued'));
+    // Its places under concurrency keys are free: their waiters move up (the reconciler would too).
+    await this.dispatcher.flow?.settle([id]).catch((err) => this.logger.warn({ err, runId: id }, 'could not promote concurrency waiters'));
     return (await this.requireRun(id));
   }
 
   /** Resumes a failed or cancelled run; `invalid_state` otherwise. */
   async retryRun(id: string, actor: string): Promise<RunView> {
     const before = await this.requireRun(id);
+    // A resumed run asks for its places under concurrency keys again (its old ones ended with it).
+    if (before.status === 'failed' || before.status === 'cancelled') await this.retry(() => this.dispatcher.flow?.forget(id) ?? Promise.resolve());
     const ready = await this.store.retryRun(id, actor);
     if (!ready) throw invalidState(`run ${id} is ${before.status}; only failed or cancelled runs can be retried`);
     await this.dispatcher.enqueue(ready);
     return this.requireRun(id);
+  }
+
+  /**
+   * A new run of the same workflow (its latest registered version) with the
+   * run's input, workspace and priority; `run.created` carries `{rerunOf: id}`.
+   * `unknown_workflow` when the workflow is no longer registered.
+   */
+  async rerunRun(id: string, actor: string): Promise<RunView> {
+    const run = await this.requireRun(id);
+    const [outcome] = await this.createRuns([{ workflow: run.workflow, input: run.input ?? {}, workspace: run.workspace, priority: run.priority }], actor, { rerunOf: id });
+    if (!outcome.ok) throw outcome.error;
+    return outcome.run;
   }
 
   private async requireRun(id: string): Promise<RunView> {
@@ -293,22 +334,39 @@ export class RunService {
   }
 
   /** The run without its steps (cheap; for polling). */
+  /** The workspace of a run, or undefined when there is no such run (or the id is malformed). */
+  async workspaceOf(id: string): Promise<string | undefined> {
+    if (!isUuid(id)) return undefined;
+    const [row] = await this.retry(() => this.sql.query(`SELECT workspace FROM drover.runs WHERE id = $1`, [id]));
+    return row?.workspace;
+  }
+
   getRunSummary(id: string): Promise<RunView> {
     return this.requireRun(id);
   }
 }
 
-function encodeCursor(createdAt: string, id: string): string {
+/** A keyset cursor of (created_at as Postgres' text, id), as `GET /api/runs` and the runs list page use. */
+export function encodeCursor(createdAt: string, id: string): string {
   // Postgres' text of the timestamp keeps its microseconds; a JS Date would drop them.
   return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
 }
 
 const PG_TIMESTAMP = /^\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[ T]([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?([+-]\d\d(:?\d\d)?|Z)?$/;
 
-function decodeCursor(cursor: string): { at: string; id: string } {
+/** Whether a cursor's time is one Postgres accepts: its shape, and a day its month has (no 2024-02-31). */
+function isCalendarTime(at: string): boolean {
+  const m = PG_TIMESTAMP.exec(at);
+  if (!m) return false;
+  const [year, month, day] = at.slice(0, 10).split('-').map(Number);
+  return new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day;
+}
+
+/** The (created_at, id) of a cursor `encodeCursor` made; `invalid_request` otherwise. */
+export function decodeCursor(cursor: string): { at: string; id: string } {
   try {
     const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof at === 'string' && typeof id === 'string' && isUuid(id) && PG_TIMESTAMP.test(at)) return { at, id };
+    if (typeof at === 'string' && typeof id === 'string' && isUuid(id) && isCalendarTime(at)) return { at, id };
   } catch {
     // fall through
   }

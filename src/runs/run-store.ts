@@ -20,9 +20,10 @@ export class RunStore {
   /**
    * Cancels a run: open steps → `cancelled` (running ones see their signal
    * abort through the worker's lease check), run → `cancelled`.
+   * `data` goes with the `run.cancelled` event (why, when not an operator's cancel).
    * @returns null when the run is not open (the caller answers invalid_state).
    */
-  async cancelRun(runId: string, actor: string): Promise<CancelledStep[] | null> {
+  async cancelRun(runId: string, actor: string, data: Record<string, unknown> | null = null): Promise<CancelledStep[] | null> {
     return this.sql.transaction(async (tx) => {
       const [run] = await tx.query(`
         UPDATE drover.runs SET status = 'cancelled', open_steps = 0, finished_at = now()
@@ -30,7 +31,7 @@ export class RunStore {
       if (!run) throw new NotOpen();
       const steps = await cancelOpenSteps(tx, runId);
       await appendAudit(tx, runId, actor, [
-        ['run.cancelled', null, null],
+        ['run.cancelled', null, data],
         ...steps.map((s): AuditRow => ['step.cancelled', s.id, { reason: 'run cancelled', previous: s.previous }]),
       ]);
       return steps;
@@ -49,11 +50,11 @@ export class RunStore {
    */
   async retryRun(runId: string, actor: string): Promise<ReadyStep[] | null> {
     return this.sql.transaction(async (tx) => {
-      const [run] = await tx.query(`SELECT status, priority FROM drover.runs WHERE id = $1 FOR NO KEY UPDATE`, [runId]);
+      const [run] = await tx.query(`SELECT status, priority, workflow FROM drover.runs WHERE id = $1 FOR NO KEY UPDATE`, [runId]);
       if (!run || (run.status !== 'failed' && run.status !== 'cancelled')) return null;
       const reset = await tx.query(`
         UPDATE drover.steps SET status = 'pending', attempt = 0, generation = generation + 1, error = NULL, output = NULL,
-               lease = NULL, worker_id = NULL, queued_at = NULL, started_at = NULL, finished_at = NULL
+               lease = NULL, worker_id = NULL, queued_at = NULL, started_at = NULL, finished_at = NULL, wake_at = NULL
          WHERE run_id = $1 AND status IN ('failed', 'cancelled', 'skipped')
         RETURNING id`, [runId]);
       const ready = await tx.query(`
@@ -61,13 +62,15 @@ export class RunStore {
           deps_remaining = x.remaining,
           status = CASE WHEN x.remaining = 0 THEN 'queued' ELSE 'pending' END,
           queued_at = CASE WHEN x.remaining = 0 THEN now() ELSE NULL END
-          FROM (SELECT s.id, (SELECT count(*) FROM drover.steps p
-                               WHERE p.run_id = s.run_id AND p.name = ANY (s.depends_on) AND p.status <> 'succeeded')::int AS remaining
+          FROM (SELECT s.id, (SELECT CASE WHEN s.options->>'join' = 'any_succeeded' AND bool_or(p.status = 'succeeded') THEN 0
+                                          ELSE count(*) FILTER (WHERE p.status <> 'succeeded') END FROM drover.steps p
+                               WHERE p.run_id = s.run_id AND p.name = ANY (s.depends_on))::int AS remaining
                   FROM drover.steps s WHERE s.id = ANY ($1::uuid[])) x
          WHERE c.id = x.id
         RETURNING ${READY_COLUMNS.split(', ').map((c) => `c.${c}`).join(', ')}, c.status`, [reset.map((r) => r.id)]);
       await tx.query(`
-        UPDATE drover.runs SET status = 'running', open_steps = $2, failed_steps = 0,
+        -- A run cancelled before it ever started goes back to pending: its first start writes run.started and startedAt.
+        UPDATE drover.runs SET status = CASE WHEN started_at IS NULL THEN 'pending' ELSE 'running' END, open_steps = $2, failed_steps = 0,
                error = NULL, finished_at = NULL
          WHERE id = $1`, [runId, reset.length]);
       const queued = ready.filter((r) => r.status === 'queued');
@@ -75,14 +78,16 @@ export class RunStore {
         ['run.retried', null, { steps: reset.length }],
         ...queued.map((r): AuditRow => ['step.queued', r.id, null]),
       ]);
-      return queued.map((r) => toReadyStep(r, run.priority));
+      return queued.map((r) => toReadyStep(r, run.priority, run.workflow));
     });
   }
 }
 
 /**
  * Finishes runs whose steps are all terminal, in one statement: `succeeded`
- * with the outputs of their sink steps, or `failed` listing the failed steps.
+ * with the outputs of their sink steps, or `failed` with a `RunError`: the
+ * failed steps, and the first of them to fail for good (`step`, by
+ * `finished_at` then name) with its error's `code` when it has one.
  * (A statement of its own after the last transition committed, so its snapshot
  * sees every step's final row.) Fenced on the run being open with no open
  * steps, so calling it twice is harmless.
@@ -103,6 +108,9 @@ export async function finishRuns(q: Queryable, runIds: string[], actor: string):
         error = CASE WHEN failed_steps > 0 THEN (
           SELECT jsonb_build_object('message', 'failed steps: ' || string_agg(f.name, ', ' ORDER BY f.name),
                                     'failedSteps', jsonb_agg(f.name ORDER BY f.name))
+                 || COALESCE((SELECT jsonb_strip_nulls(jsonb_build_object('step', f1.name, 'code', f1.error->>'code'))
+                                FROM drover.steps f1 WHERE f1.run_id = runs.id AND f1.status = 'failed'
+                               ORDER BY f1.finished_at, f1.name LIMIT 1), '{}'::jsonb)
             FROM drover.steps f WHERE f.run_id = runs.id AND f.status = 'failed') END
        WHERE id = ANY (ARRAY(SELECT id FROM l)) AND status IN ('pending', 'running') AND open_steps = 0
       RETURNING id, status

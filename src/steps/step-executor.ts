@@ -1,17 +1,26 @@
 import { randomUUID } from 'node:crypto';
 import { DelayedError, UnrecoverableError, type Job } from 'bullmq';
 import type { Logger } from 'pino';
-import { appendAudit } from '../audit/audit';
+import { appendStepLog, logLine, MAX_LOG_LINES_PER_ATTEMPT } from './step-logs';
 import type { Sql } from '../db/sql';
 import type { Dispatcher } from '../queue/dispatcher';
-import { DroverError, NonRetryableError, isNonRetryable, serializeError, StepTimeoutError } from '../errors';
+import { DroverError, NonRetryableError, isNonRetryable, serializeError } from '../errors';
 import { Batcher } from '../infra/batcher';
 import { withInfraRetry } from '../infra/retry';
 import { findNonJson } from '../json';
 import type { Metrics } from '../telemetry/metrics';
+import type { Tracing } from '../telemetry/tracing';
 import type { StepJobData } from '../queue/queue-backend';
-import { type StartRequest, type StartedStep, type StepStore, type StepSuccess, type SuccessRequest } from './step-store';
+import { checkJob, type JobRejection } from './job-check';
+import { type ReadyStep, type StartRequest, type StartedStep, type StepStore, type StepSuccess, type SuccessRequest, type UnrecordedStart } from './step-store';
+import { readStarts, type ReadStart } from './attempt-start';
+import { backoffDelay, checkOutputSize, runAttempt } from './attempt-run';
 import type { Processor, ProcessorContext } from '../types';
+import { StepTransaction } from './step-transaction';
+import type { DataSource } from 'typeorm';
+import { isWaitProcessor, needsPreparedContext } from '../waits/kinds';
+import type { WaitExecutor } from '../waits/wait-executor';
+import { RateLimiter } from '../flow/rate-limit';
 
 /** The step was cancelled, or another execution took it over: its result is dropped. */
 export class LeaseLostError extends DroverError {
@@ -28,7 +37,7 @@ export class AbandonedError extends DroverError {
 }
 
 /** One attempt in progress on this worker. */
-interface ActiveAttempt {
+export interface ActiveAttempt {
   stepId: string;
   lease: string;
   controller: AbortController;
@@ -39,7 +48,26 @@ interface ActiveAttempt {
   /** Resolves when the worker abandons the attempt: it stops waiting for the processor. */
   released: Promise<void>;
   release: () => void;
+  /** The attempt's `ctx.transaction`, once the processor opened it. */
+  transaction?: StepTransaction;
+  /** The attempt span's context as job metadata (tracing on): the steps it promotes continue its trace. */
+  traceMetadata?: string;
+  /** Set while the attempt's start is not written (the one-write path); cleared once it is `running`. */
+  unrecorded?: {
+    generation: number;
+    /** The attempt count it read (the outcome and the late `running` write are fenced on it). */
+    seenAttempt: number;
+    /** When the attempt started (monotonic clock). */
+    since: bigint;
+    /** Writes `running` once the attempt has run `recordStartAfterMs`. */
+    timer?: NodeJS.Timeout;
+    /** That write, while in flight. */
+    recording?: Promise<void>;
+  };
 }
+
+/** Default of `recordStartAfterMs` (BENCHMARKS.md says why). */
+export const DEFAULT_RECORD_START_AFTER_MS = 1000;
 
 /** How long a job whose processor this worker lacks is put back before another worker may take it. */
 const MISSING_PROCESSOR_DELAY_MS = 1000;
@@ -65,6 +93,9 @@ export class StepExecutor {
    */
   private readonly starting = new Batcher<StartRequest, StartedStep>(
     (starts) => this.retry(() => this.deps.store.markStepsRunning(starts, this.deps.workerId)), (s) => s.lease);
+  /** The one-write path's starts: read, not written (`readStarts`). */
+  private readonly reading = new Batcher<StartRequest, ReadStart>(
+    (starts) => this.retry(() => readStarts(this.deps.sql, starts)), (s) => s.lease);
   private readonly succeeding = new Batcher<SuccessRequest, StepSuccess>(
     (successes) => this.recordSuccesses(successes), (s) => s.lease);
 
@@ -77,6 +108,20 @@ export class StepExecutor {
       workerId: string;
       logger: Logger;
       metrics: Metrics;
+      /** The worker's DataSource, for `ctx.transaction`. */
+      dataSource?: DataSource;
+      /** Runs the built-in step kinds (map, child run, sleep, signal) and the onFailure step (src/waits/). */
+      waits?: WaitExecutor;
+      /** Tracing of each attempt (a span, its outcome, the context of the jobs it promotes). Default none. */
+      tracing?: Tracing;
+      /**
+       * An attempt that ends within this many ms writes its start with its
+       * outcome (one row update, one event); a longer one is written `running`
+       * at this point. 0 writes every start at once. Default 1000.
+       */
+      recordStartAfterMs?: number;
+      /** A step output larger than this (bytes of JSON) fails the step without retries. Default 1 MiB. */
+      maxOutputBytes?: number;
     },
   ) {
     this.actor = `worker:${deps.workerId}`;
@@ -91,16 +136,20 @@ export class StepExecutor {
   dropLostLeases(leases: Set<string>): void {
     // By lease, not step id: a newer attempt of the same step (a resume) may run here too.
     for (const attempt of this.active.values()) {
-      if (leases.has(attempt.lease) && !attempt.dropped) {
-        attempt.dropped = 'lease_lost';
-        attempt.controller.abort(new LeaseLostError());
-      }
+      if (leases.has(attempt.lease) && !attempt.dropped) this.loseLease(attempt);
     }
+  }
+
+  private loseLease(attempt: ActiveAttempt): void {
+    attempt.dropped = 'lease_lost';
+    clearTimeout(attempt.unrecorded?.timer);
+    attempt.controller.abort(new LeaseLostError());
   }
 
   /** Shutdown past the grace period: abort every attempt and write nothing for them. */
   abandonAll(): void {
     for (const attempt of this.active.values()) {
+      clearTimeout(attempt.unrecorded?.timer);
       if (!attempt.dropped) {
         attempt.dropped = 'abandoned';
         attempt.controller.abort(new AbandonedError());
@@ -112,7 +161,11 @@ export class StepExecutor {
 
   /** The BullMQ processor. */
   readonly process = async (job: Job<StepJobData>, token?: string): Promise<unknown> => {
-    const { stepId, generation, processor = job.name } = job.data;
+    // Checked before anything else: job data is not trusted (anyone with queue access can add a job).
+    const checked = checkJob(job);
+    if (typeof checked === 'string') return this.reject(job, checked);
+    const { stepId, runId, generation, processor } = checked;
+    if (this.deps.waits && isWaitProcessor(processor)) return this.deps.waits.process(job, token, checked);
     if (!this.deps.processors[processor]) {
       // Not ours to run: no transition, no attempt; a worker that has the processor takes it.
       this.deps.logger.debug({ stepId, processor, jobId: job.id }, 'processor not registered here; job put back');
@@ -124,28 +177,67 @@ export class StepExecutor {
       if (waitMs > 0) return this.delayJob(job, token, waitMs);
     }
     const lease = randomUUID();
+    const request: StartRequest = { stepId, runId, generation, lease, processor };
     let started: StartedStep | undefined;
     try {
-      started = await this.starting.add({ stepId, generation, lease });
+      if (job.data.rateLimited === true) {
+        // Off the batched path: the rate limiter's transaction records the start with the step's own.
+        const limited = await this.retry(() => this.rateLimiter.start({ stepId, runId, generation, lease, processor }, this.deps.workerId));
+        if ('waitMs' in limited) {
+          this.deps.logger.debug({ stepId, key: limited.key, waitMs: limited.waitMs }, 'rate limit reached; job put off');
+          return this.delayJob(job, token, limited.waitMs);
+        }
+        started = limited.started ?? undefined;
+      } else {
+        // A job BullMQ hands out again after a stall may be a crash loop: its start is written at once, so it counts.
+        const read = this.recordStartAfterMs > 0 && !(job.stalledCounter > 0) ? await this.reading.add(request) : 'running';
+        started = read === 'running' ? await this.starting.add(request) : read;
+      }
     } catch (error) {
       // BullMQ has no attempts to burn: put the job back and try the start again.
       this.deps.logger.warn({ err: error, stepId }, 'could not record the start of a step; job put back');
       return this.delayJob(job, token, FAILED_START_DELAY_MS);
     }
+    // A map element or an all_settled step: its parents (and item) come from src/waits/ (plain steps skip this).
+    if (started && this.deps.waits && needsPreparedContext(started.options)) started = await this.deps.waits.prepare(started);
     if (!started) {
+      // Off the hot path: only a start that found nothing asks why.
+      const owner = await this.retry(() => this.deps.store.ownerOfStep(stepId));
+      if (owner === undefined) return this.reject(job, 'unknown_step');
+      if (owner.runId !== runId) return this.reject(job, 'run_mismatch');
+      if (owner.processor !== processor) return this.reject(job, 'processor_mismatch');
       this.deps.metrics.transitionsDropped.inc({ transition: 'start' });
       this.deps.logger.debug({ stepId, jobId: job.id }, 'step not runnable (finished, cancelled or newer generation); job dropped');
       return { dropped: true };
     }
-    const queue = job.queueName;
+    const tracing = this.deps.tracing;
+    if (!tracing) return this.runStarted(job, token, started, request);
+    // One span per attempt, under BullMQ's `process` span of its job (which continues the run's trace).
+    return tracing.inAttemptSpan(`drover.step ${started.workflow}/${started.name}`, {
+      'drover.run.id': started.runId, 'drover.workflow': started.workflow, 'drover.step.id': started.id, 'drover.step.name': started.name,
+      'drover.step.attempt': started.attempt, 'drover.step.processor': started.processor, 'drover.worker.id': this.deps.workerId,
+    }, () => this.runStarted(job, token, started, request));
+  };
+
+  /** Runs the attempt that started (its start written, or read and kept for its outcome), and records its outcome. */
+  private async runStarted(job: Job<StepJobData>, token: string | undefined, started: StartedStep, request: StartRequest): Promise<unknown> {
+    const { stepId, lease, generation } = request;
+    const queue = this.dispatcher.queueOfBullName(job.queueName);
     const debug = this.deps.logger.isLevelEnabled('debug');
     if (debug) this.deps.logger.debug({ stepId, runId: started.runId, step: started.name, attempt: started.attempt, takeover: started.takeover }, 'step started');
     if (started.queuedAtMs !== null) this.deps.metrics.queueWait.observe({ queue }, Math.max(0, Date.now() - started.queuedAtMs) / 1000);
     let release!: () => void;
     const released = new Promise<void>((resolve) => { release = resolve; });
-    const attempt: ActiveAttempt = { stepId, lease, controller: new AbortController(), settled: Promise.resolve(), released, release };
+    const attempt: ActiveAttempt = {
+      stepId, lease, controller: new AbortController(), settled: Promise.resolve(), released, release, traceMetadata: this.deps.tracing?.metadataOf(),
+    };
     this.active.set(lease, attempt);
     const startedAt = process.hrtime.bigint();
+    if (!started.recorded) {
+      const unrecorded: NonNullable<ActiveAttempt['unrecorded']> = { generation, seenAttempt: started.attempt - 1, since: startedAt };
+      attempt.unrecorded = unrecorded;
+      unrecorded.timer = setTimeout(() => { unrecorded.recording = this.recordLateStart(attempt, request); }, this.recordStartAfterMs);
+    }
     const pendingLogs: Promise<unknown>[] = [];
     try {
       if (started.attempt > started.maxAttempts) {
@@ -155,25 +247,90 @@ export class StepExecutor {
       const output = await runAttempt(this.deps.processors[started.processor], this.context(job, started, attempt, pendingLogs), started.options.timeoutMs, attempt);
       const bad = findNonJson(output);
       if (bad) throw new NonRetryableError(`processor "${started.processor}" returned a value that is not JSON: ${bad.replace(/^\$/, 'output')}`);
+      checkOutputSize(started.processor, output, this.deps.maxOutputBytes ?? 1024 * 1024);
       await Promise.allSettled(pendingLogs);
       if (attempt.dropped) return await this.drop(job, token, attempt, 'success');
       this.deps.metrics.stepDuration.observe({ queue }, Number(process.hrtime.bigint() - startedAt) / 1e9);
-      const result = await this.succeeding.add({ stepId, lease, output: output ?? null });
+      const start = await this.settleStart(attempt);
+      if (attempt.dropped) return await this.drop(job, token, attempt, 'success');
+      const success: SuccessRequest = { stepId, lease, output: output ?? null, start };
+      const result = attempt.transaction
+        ? await this.succeedInTransaction(attempt.transaction, success)
+        : await this.succeeding.add(success);
       if (!result) return await this.drop(job, token, attempt, 'success');
       this.deps.metrics.stepsFinished.inc({ status: 'succeeded', queue });
+      this.deps.tracing?.annotate({ 'drover.step.outcome': 'succeeded' });
       if (debug) this.deps.logger.debug({ stepId, runId: result.runId, promoted: result.promoted.length }, 'step succeeded');
-      this.countRunFinished(result.runStatus);
+      const flow = started.options.flow;
+      if (flow && (flow.step || (flow.run && result.runStatus))) await this.settleFlow(started.runId);
+      this.countRunFinished(result.runStatus, result.runId);
       return { stepId };
     } catch (error) {
+      // The processor's rows go with its failure: rolled back before the failure is recorded.
+      await attempt.transaction?.rollback();
       await Promise.allSettled(pendingLogs);
       if (attempt.dropped) return await this.drop(job, token, attempt, 'failure');
       return await this.recordFailure(job, token, started, attempt, error);
     } finally {
+      // No `running` write after the attempt ended (a drop, a shutdown); one in flight is awaited.
+      clearTimeout(attempt.unrecorded?.timer);
+      await attempt.unrecorded?.recording;
+      // Dropped, abandoned or failed before the outcome: nothing it wrote commits.
+      await attempt.transaction?.rollback();
       // A processor that ignored its abort (timeout, cancel) holds its concurrency slot until it returns.
       await attempt.settled;
       this.active.delete(lease);
     }
-  };
+  }
+
+  /**
+   * Drops a job that failed its checks: no transition, no attempt, one warning
+   * (its id and the reason; its data is not logged) and a metric. The job
+   * completes, so it is not delivered again.
+   */
+  private reject(job: Job<StepJobData>, reason: JobRejection): { rejected: JobRejection } {
+    this.deps.metrics.jobsRejected.inc({ reason });
+    this.deps.logger.warn({ jobId: job.id, queue: job.queueName, reason }, 'job rejected before it ran: it does not match its step');
+    return { rejected: reason };
+  }
+
+  /** `recordStartAfterMs`, resolved. */
+  private get recordStartAfterMs(): number {
+    return this.deps.recordStartAfterMs ?? DEFAULT_RECORD_START_AFTER_MS;
+  }
+
+  /**
+   * An unrecorded attempt ran `recordStartAfterMs`: writes it `running` (fenced
+   * on the step being as it read it), so operators see it and a crash from here
+   * on counts the attempt. A lost fence (cancelled, taken by another delivery)
+   * aborts the attempt; a write that fails leaves the start to the outcome.
+   */
+  private async recordLateStart(attempt: ActiveAttempt, request: StartRequest): Promise<void> {
+    const u = attempt.unrecorded;
+    if (!u || attempt.dropped) return;
+    const elapsedMs = Number(process.hrtime.bigint() - u.since) / 1e6;
+    try {
+      const started = await this.starting.add({ ...request, seenAttempt: u.seenAttempt, elapsedMs });
+      if (started) attempt.unrecorded = undefined;
+      else if (!attempt.dropped) this.loseLease(attempt);
+    } catch (error) {
+      this.deps.logger.warn({ err: error, stepId: request.stepId }, 'could not write a long attempt as running; its outcome will write its start');
+    }
+  }
+
+  /**
+   * Before an outcome: stops the late `running` write (or waits for the one in
+   * flight) and says how to fence the outcome: the unrecorded start it writes,
+   * or undefined when the start is written (fenced on the lease).
+   */
+  private async settleStart(attempt: ActiveAttempt): Promise<UnrecordedStart | undefined> {
+    const u = attempt.unrecorded;
+    if (!u) return undefined;
+    clearTimeout(u.timer);
+    await u.recording;
+    if (!attempt.unrecorded) return undefined;
+    return { generation: u.generation, seenAttempt: u.seenAttempt, elapsedMs: Number(process.hrtime.bigint() - u.since) / 1e6, worker: this.deps.workerId };
+  }
 
   /** Puts the job back for `ms` without a transition (BullMQ counts no attempt). */
   private async delayJob(job: Job<StepJobData>, token: string | undefined, ms: number): Promise<never> {
@@ -184,35 +341,74 @@ export class StepExecutor {
   /** One success statement for a batch, then one enqueue of every dependent it promoted. */
   private async recordSuccesses(successes: SuccessRequest[]): Promise<Map<string, StepSuccess>> {
     const outcomes = await this.retry(() => this.deps.store.markStepsSucceeded(successes, this.actor));
-    await this.dispatcher.enqueue([...outcomes.values()].flatMap((o) => o.promoted));
+    await this.dispatcher.enqueue([...outcomes].flatMap(([lease, o]) => this.traced(lease, o.promoted)));
     return outcomes;
+  }
+
+  /**
+   * The success of a step that used `ctx.transaction`: recorded by the same
+   * statement as any success, but inside the processor's transaction, then
+   * committed; a failed fence rolls everything back. Not retried (a commit
+   * whose outcome is unknown fails the attempt; if it did commit, the failure
+   * is fenced off and dropped).
+   */
+  private async succeedInTransaction(tx: StepTransaction, success: SuccessRequest): Promise<StepSuccess | undefined> {
+    const outcome = await tx.commitWith((q) => this.deps.store.markStepsSucceeded([success], this.actor, q).then((m) => m.get(success.lease)));
+    if (outcome) await this.dispatcher.enqueue(this.traced(success.lease, outcome.promoted));
+    return outcome;
+  }
+
+  /** Steps promoted by an attempt, carrying its trace context when tracing is on. */
+  private traced(lease: string, promoted: ReadyStep[]): ReadyStep[] {
+    const metadata = this.active.get(lease)?.traceMetadata;
+    return metadata ? promoted.map((step) => ({ ...step, traceMetadata: metadata })) : promoted;
   }
 
   private get dispatcher(): Dispatcher {
     return this.deps.dispatcher;
   }
 
+  private limiter?: RateLimiter;
+  private get rateLimiter(): RateLimiter {
+    this.limiter ??= new RateLimiter(this.deps.sql, this.deps.store);
+    return this.limiter;
+  }
+
+  /** A step under concurrency keys ended: its keys' waiters move up. Logs, never throws (the reconciler promotes too). */
+  private async settleFlow(runId: string): Promise<void> {
+    try {
+      await this.retry(() => this.dispatcher.flow?.settle([runId]) ?? Promise.resolve());
+    } catch (error) {
+      this.deps.logger.warn({ err: error, runId }, 'could not promote the waiters of its concurrency keys; the reconciler will');
+    }
+  }
+
   private async recordFailure(job: Job<StepJobData>, token: string | undefined, started: StartedStep, attempt: ActiveAttempt, error: unknown): Promise<never | { dropped: true }> {
     const { lease } = attempt;
-    const queue = job.queueName;
+    const queue = this.dispatcher.queueOfBullName(job.queueName);
     this.deps.metrics.attemptsFailed.inc({ queue });
     const serialized = serializeError(error);
     const final = isNonRetryable(error) || started.attempt >= started.maxAttempts;
+    this.deps.tracing?.failAttempt(error, final ? 'failed' : 'attempt_failed');
+    const start = await this.settleStart(attempt);
+    if (attempt.dropped) return this.drop(job, token, attempt, 'failure');
     if (final) {
-      const result = await this.retry(() => this.deps.store.markStepFailed(started.id, lease, serialized, this.actor, true));
+      const result = await this.retry(() => this.deps.store.markStepFailed(started.id, lease, serialized, this.actor, true, start));
       if (!result) return this.dropFenced('failure');
       this.deps.metrics.stepsFinished.inc({ status: 'failed', queue });
-      for (const k of result.skipped) this.deps.metrics.stepsFinished.inc({ status: 'skipped', queue: this.dispatcher.queueLabel(k.queue) });
-      for (const c of result.cancelled) this.deps.metrics.stepsFinished.inc({ status: 'cancelled', queue: this.dispatcher.queueLabel(c.queue) });
+      for (const k of result.skipped) this.deps.metrics.stepsFinished.inc({ status: 'skipped', queue: k.queue });
+      for (const c of result.cancelled) this.deps.metrics.stepsFinished.inc({ status: 'cancelled', queue: c.queue });
       this.deps.logger.warn({ stepId: started.id, runId: started.runId, attempt: started.attempt, err: serialized }, 'step failed for good');
       await this.dispatcher.remove(result.cancelled.filter((c) => c.previous === 'queued'));
-      this.countRunFinished(result.runStatus);
+      await this.dispatcher.enqueue(result.promoted);
+      this.countRunFinished(result.runStatus, result.runId);
+      if (started.options.flow) await this.settleFlow(started.runId);
       await attempt.settled;
       // The one place a drover failure becomes BullMQ's "do not retry".
       throw new UnrecoverableError(serialized.message);
     }
     const retryInMs = backoffDelay(started.options.backoff, started.attempt);
-    const recorded = await this.retry(() => this.deps.store.markAttemptFailed(started.id, lease, serialized, this.actor, retryInMs));
+    const recorded = await this.retry(() => this.deps.store.markAttemptFailed(started.id, lease, serialized, this.actor, retryInMs, start));
     if (!recorded) return this.dropFenced('failure');
     const retryAt = Date.now() + retryInMs;
     this.deps.logger.warn({ stepId: started.id, attempt: started.attempt, retryInMs, err: serialized }, 'step attempt failed; retrying');
@@ -223,36 +419,51 @@ export class StepExecutor {
 
   private context(job: Job<StepJobData>, started: StartedStep, attempt: ActiveAttempt, pendingLogs: Promise<unknown>[]): ProcessorContext {
     const { sql, logger } = this.deps;
-    const actor = this.actor;
+    let lines = 0;
     return {
       input: started.input ?? {},
       parents: started.parents,
+      ...('item' in started ? { item: (started as { item?: unknown }).item, index: (started as { index?: number }).index } : {}),
+      ...(started.options.failure ? { failure: started.options.failure as ProcessorContext['failure'] } : {}),
+      params: started.options.params ?? {},
       run: { id: started.runId, workflow: started.workflow, workspace: started.workspace },
       step: { id: started.id, name: started.name, attempt: started.attempt },
       signal: attempt.controller.signal,
       idempotencyKey: started.id,
       log(message: string) {
-        const line = String(message).slice(0, 8192);
+        // Step logs (drover.step_logs), not the audit trail; bounded per attempt.
+        if (++lines > MAX_LOG_LINES_PER_ATTEMPT + 1) return;
+        const line = lines > MAX_LOG_LINES_PER_ATTEMPT ? `(more than ${MAX_LOG_LINES_PER_ATTEMPT} lines: the rest of this attempt's log is dropped)` : logLine(message);
         // Lines are written one after another, so both logs keep the processor's order.
         const previous = pendingLogs[pendingLogs.length - 1] ?? Promise.resolve();
         pendingLogs.push(previous.then(() => Promise.all([
           job.log(line).catch(() => undefined),
-          appendAudit(sql, started.runId, actor, [['step.log', started.id, { attempt: started.attempt, message: line.replace(/\u0000/g, '') }]])
+          appendStepLog(sql, { runId: started.runId, stepId: started.id, attempt: started.attempt, message: line })
             .catch((err) => logger.warn({ err }, 'could not store a step log line')),
         ])));
       },
       progress(value: number | object) {
         void job.updateProgress(value).catch(() => undefined);
       },
+      transaction: async (work) => {
+        const ds = this.deps.dataSource;
+        if (!ds) throw new NonRetryableError('ctx.transaction needs the worker\'s database connection (run the step in a DroverWorker)');
+        if (attempt.dropped) throw attempt.controller.signal.reason;
+        attempt.transaction ??= new StepTransaction(ds);
+        return attempt.transaction.run(work);
+      },
     };
   }
 
-  private countRunFinished(status: string | null): void {
+  private countRunFinished(status: string | null, runId: string): void {
     if (status) this.deps.metrics.runsFinished.inc({ status });
+    // A failed run's onFailure step, if its workflow has one (only failed runs pay for the look).
+    if (status === 'failed' && this.deps.waits) void this.deps.waits.runFailed(runId).catch((err) => this.deps.logger.warn({ err, runId }, 'could not start the onFailure step; the reconciler will'));
   }
 
   private async drop(job: Job<StepJobData>, token: string | undefined, attempt: ActiveAttempt, transition: string): Promise<{ dropped: true }> {
     this.deps.metrics.transitionsDropped.inc({ transition });
+    this.deps.tracing?.annotate({ 'drover.step.outcome': attempt.dropped ?? 'dropped' });
     await attempt.settled;
     if (attempt.dropped === 'abandoned') {
       // Hand the job straight back (BullMQ counts no attempt): another worker takes the step over.
@@ -265,6 +476,7 @@ export class StepExecutor {
 
   private dropFenced(transition: string): { dropped: true } {
     this.deps.metrics.transitionsDropped.inc({ transition });
+    this.deps.tracing?.annotate({ 'drover.step.outcome': 'dropped' });
     return { dropped: true };
   }
 
@@ -276,30 +488,4 @@ export class StepExecutor {
       },
     });
   }
-}
-
-/**
- * Runs the processor, aborting on the step's timeout or on cancel. The
- * attempt's `settled` resolves only when the processor has really returned
- * (or the attempt is released at shutdown).
- */
-function runAttempt(processor: Processor, ctx: ProcessorContext, timeoutMs: number | null, attempt: ActiveAttempt): Promise<unknown> {
-  const { controller } = attempt;
-  const work = Promise.resolve().then(() => processor(ctx));
-  attempt.settled = Promise.race([work.then(() => undefined, () => undefined), attempt.released]);
-  let timer: NodeJS.Timeout | undefined;
-  if (timeoutMs) timer = setTimeout(() => controller.abort(new StepTimeoutError(timeoutMs)), timeoutMs);
-  const aborted = new Promise<never>((_, reject) => {
-    if (controller.signal.aborted) reject(controller.signal.reason);
-    controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
-  });
-  // A processor that ignores its signal keeps running (and counting); its late result is ignored.
-  work.catch(() => undefined);
-  aborted.catch(() => undefined);
-  return Promise.race([work, aborted]).finally(() => clearTimeout(timer));
-}
-
-/** The delay before the next attempt, as BullMQ computes it. */
-export function backoffDelay(backoff: { type: 'fixed' | 'exponential'; delayMs: number }, attempt: number): number {
-  return backoff.type === 'fixed' ? backoff.delayMs : backoff.delayMs * 2 ** Math.max(0, attempt - 1);
 }

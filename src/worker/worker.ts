@@ -2,36 +2,54 @@ import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
 import type { Worker as BullWorker } from 'bullmq';
 import type { DataSource } from 'typeorm';
-import { createDataSource } from '../db/data-source';
+import { runAppMigrations } from '../db/app-migrations';
+import { createDataSource, type DatabaseOptions } from '../db/data-source';
 import { Sql } from '../db/sql';
 import { resolveModule } from '../workflows/definitions';
 import { Dispatcher } from '../queue/dispatcher';
+import { FlowControl } from '../flow/flow-control';
 import { ConfigError } from '../errors';
 import { silentLogger, type Logger } from '../telemetry/logger';
 import { Metrics } from '../telemetry/metrics';
+import type { Tracing } from '../telemetry/tracing';
 import { QueueBackend } from '../queue/queue-backend';
 import { Reconciler, type ReconcilerOptions } from '../maintenance/reconciler';
 import { StepExecutor } from '../steps/step-executor';
 import { StepStore } from '../steps/step-store';
-import type { DroverModule, Processor, ResolvedWorkflow, WorkflowDefinition } from '../types';
+import type { CompilableWorkflow, DroverModule, Processor, ResolvedWorkflow, WorkflowDefinition } from '../types';
 import { VERSION } from '../version';
 import { WorkerRegistry } from './worker-registry';
 import { WorkflowRegistry } from '../workflows/workflow-registry';
+import { RunService } from '../runs/run-service';
+import { RunStore } from '../runs/run-store';
+import { BUILT_IN_PROCESSORS } from '../waits/kinds';
+import { OnFailure } from '../waits/on-failure';
+import { WaitExecutor } from '../waits/wait-executor';
+import { WaitStore } from '../waits/wait-store';
+import { Maintenance, type MaintenanceOptions } from '../maintenance/maintenance';
+import { resolveSchedule, type ResolvedSchedule, type ScheduleDefinition } from '../schedules/schedule-definition';
+import { ScheduleStore } from '../schedules/schedule-store';
 
 /** Options of a worker process. */
 export interface WorkerOptions {
   /** Postgres URL (required). */
   databaseUrl: string;
+  /** Postgres URL bypassing a transaction pooler, for BullMQ's PostgreSQL backend (its `LISTEN` and locks). Default `databaseUrl`. */
+  databaseDirectUrl?: string;
+  /** Whether hot statements run as named prepared statements. Default true; false behind PgBouncer < 1.21. */
+  preparedStatements?: boolean;
   /** Redis URL; unset: BullMQ's PostgreSQL backend in the same database. */
   redisUrl?: string;
   /** Queue name prefix shared with the producers. Default `drover`. */
   namespace?: string;
   /** The user module (workflows and processors). */
   module?: DroverModule;
-  /** Workflows, in addition to the module's. */
-  workflows?: WorkflowDefinition[];
+  /** Workflows (plain definitions or typed workflows), in addition to the module's. */
+  workflows?: Array<WorkflowDefinition | CompilableWorkflow>;
   /** Processors, in addition to the module's. */
   processors?: Record<string, Processor>;
+  /** Your own TypeORM entities (in your own schema), for `ctx.transaction`'s manager. Default none. */
+  entities?: DatabaseOptions['entities'];
   /** Queues to consume. Default: every queue its workflows use. */
   queues?: string[];
   /** Steps run at once, per queue. Default 10. */
@@ -42,12 +60,26 @@ export interface WorkerOptions {
   gracePeriodMs?: number;
   /** How often active steps check they are still theirs (cancel, takeover). Default 500 ms. */
   leaseCheckIntervalMs?: number;
+  /**
+   * An attempt that ends within this many ms writes its start together with its
+   * outcome: one row update and one audit event (`step.succeeded`,
+   * `step.attempt_failed` or `step.failed` carrying `startedAt`, `attempt`,
+   * `worker`). A longer attempt is written `running` once it has run this long.
+   * 0 writes every start at once. Default 1 000 ms (`DROVER_RECORD_START_AFTER_MS`).
+   */
+  recordStartAfterMs?: number;
   /** BullMQ lock duration of an active job. Default 30 000 ms. */
   lockDurationMs?: number;
   /** BullMQ stalled-job check period. Default 30 000 ms. */
   stalledIntervalMs?: number;
   /** The reconciler runs in every worker (one pass at a time across processes). `false` turns it off here. */
   reconciler?: false | ReconcilerOptions;
+  /** Schedules, in addition to the module's; stored (created or updated) at start. */
+  schedules?: ScheduleDefinition[];
+  /** The schedule tick and retention run in every worker (each safe across processes). `false` turns both off here. */
+  maintenance?: false | MaintenanceOptions;
+  /** A step output larger than this many bytes of JSON fails the step without retries. Default 1 MiB (`DROVER_MAX_OUTPUT_BYTES`). */
+  maxOutputBytes?: number;
   /** Registry id. Default `<hostname>-<pid>-<random>`. */
   id?: string;
   /** Postgres pool size. Default concurrency + 4. */
@@ -55,9 +87,16 @@ export interface WorkerOptions {
   logger?: Logger;
   /** Where counters go (`Drover.createWorker` passes the Drover's). Default: a `Metrics` of its own. */
   metrics?: Metrics;
+  /** OpenTelemetry tracing: a span per step attempt, BullMQ's spans, Postgres statements (`Drover.createWorker` passes the Drover's). Default none (off). */
+  tracing?: Tracing;
 }
 
 type WorkerState = 'idle' | 'running' | 'closing' | 'closed';
+
+/** How long `close()` lets active steps finish by default (`WorkerOptions.gracePeriodMs`). */
+export const DEFAULT_GRACE_PERIOD_MS = 30_000;
+/** After the grace period, how long `close()` waits for abandoned jobs to go back to the queue. */
+export const ABANDON_WAIT_MS = 5000;
 
 /**
  * A worker process: consumes step jobs from its queues, registers its
@@ -79,6 +118,8 @@ export class DroverWorker {
   private registry?: WorkerRegistry;
   private readonly metrics: Metrics;
   private reconciler?: Reconciler;
+  private maintenance?: Maintenance;
+  private readonly schedules: ResolvedSchedule[];
   private bullWorkers: BullWorker[] = [];
   /** Periodic tasks that run until the last attempt settles; the reconciler stops first. */
   private timers: NodeJS.Timeout[] = [];
@@ -107,6 +148,11 @@ export class DroverWorker {
     this.id = options.id ?? `${os.hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
     this.logger = (options.logger ?? silentLogger).child({ worker: this.id });
     this.metrics = options.metrics ?? new Metrics();
+    const r = options.recordStartAfterMs;
+    if (r !== undefined && (!Number.isInteger(r) || r < 0 || r > 3_600_000)) {
+      throw new ConfigError(`recordStartAfterMs must be a whole number of ms from 0 to 3600000 (got ${r})`);
+    }
+    this.schedules = [...(options.module?.schedules ?? []), ...(options.schedules ?? [])].map((s) => resolveSchedule(s));
   }
 
   /** Connects, registers, and starts consuming. Resolves once the worker is consuming. */
@@ -114,21 +160,36 @@ export class DroverWorker {
     if (this.state !== 'idle') throw new Error(`worker is ${this.state}`);
     this.state = 'running';
     const o = this.options;
-    this.ds = createDataSource({ url: o.databaseUrl, poolSize: o.poolSize ?? this.concurrency + 4, applicationName: 'drover-worker' });
+    const entities = [...Object.values(o.entities ?? {}), ...(o.module?.entities ?? [])] as DatabaseOptions['entities'];
+    this.ds = createDataSource({ url: o.databaseUrl, poolSize: o.poolSize ?? this.concurrency + 4, applicationName: 'drover-worker', entities });
     await this.ds.initialize();
-    this.sql = Sql.fromDataSource(this.ds);
+    this.sql = Sql.fromDataSource(this.ds, o.preparedStatements ?? true);
+    const mod = o.module;
+    if (mod?.migrations?.length && mod.migrationsTableName) {
+      // The app's own tables first (its migrations, its own table), so its steps find them.
+      const applied = await runAppMigrations(o.databaseDirectUrl ?? o.databaseUrl, this.sql, { entities: mod.entities, migrations: mod.migrations, migrationsTableName: mod.migrationsTableName });
+      if (applied.length) this.logger.info({ applied }, `applied ${applied.length} app migration(s)`);
+    }
     // An idle connection dropped by the server (a restart; our own shutdown): the pool replaces it.
     this.sql.pool.on('error', (err) => {
       if (this.state === 'running') this.logger.warn({ reason: err.message }, 'idle Postgres connection lost');
     });
-    const backend = new QueueBackend({ databaseUrl: o.databaseUrl, redisUrl: o.redisUrl, namespace: o.namespace, logger: this.logger });
+    const backend = new QueueBackend({ databaseUrl: o.databaseDirectUrl ?? o.databaseUrl, redisUrl: o.redisUrl, namespace: o.namespace, logger: this.logger, telemetry: o.tracing?.bullmq() });
     this.backend = backend;
     const store = new StepStore(this.sql);
-    const dispatcher = new Dispatcher(this.backend, this.logger);
+    const dispatcher = new Dispatcher(this.backend, this.logger, new FlowControl(this.sql, this.logger));
     await new WorkflowRegistry(this.sql).register(this.workflows);
     this.registry = new WorkerRegistry(this.sql);
-    await this.registry.register({ id: this.id, queues: this.queues, concurrency: this.concurrency, version: VERSION, processors: Object.keys(this.processors) });
-    this.executor = new StepExecutor({ sql: this.sql, store, dispatcher, processors: this.processors, workerId: this.id, logger: this.logger, metrics: this.metrics });
+    await this.registry.register({ id: this.id, queues: this.queues, concurrency: this.concurrency, version: VERSION, processors: [...Object.keys(this.processors), ...BUILT_IN_PROCESSORS] });
+    const runs = new RunService(this.sql, new RunStore(this.sql), new WorkflowRegistry(this.sql), dispatcher, this.logger, this.metrics);
+    const waits = new WaitExecutor({
+      store: new WaitStore(this.sql, store), dispatcher, runs, onFailure: new OnFailure(this.sql, dispatcher, `worker:${this.id}`), workerId: this.id, logger: this.logger,
+    });
+    this.executor = new StepExecutor({
+      sql: this.sql, store, dispatcher, processors: this.processors, workerId: this.id, logger: this.logger, metrics: this.metrics, dataSource: this.ds, waits,
+      tracing: o.tracing, recordStartAfterMs: o.recordStartAfterMs, maxOutputBytes: o.maxOutputBytes,
+    });
+    if (this.schedules.length) await new ScheduleStore(this.sql, new WorkflowRegistry(this.sql)).syncModuleSchedules(this.schedules, `worker:${this.id}`);
 
     for (const queue of this.queues) {
       const worker = this.backend.createWorker(queue, this.executor.process, {
@@ -156,6 +217,11 @@ export class DroverWorker {
       this.reconciler = new Reconciler({ sql: this.sql, backend: this.backend, store, dispatcher, logger: this.logger, metrics: this.metrics, queues: this.queues }, o.reconciler ?? {});
       this.reconciler.start();
     }
+    if (o.maintenance !== false) {
+      const runs = new RunService(this.sql, new RunStore(this.sql), new WorkflowRegistry(this.sql), dispatcher, this.logger, this.metrics, {});
+      this.maintenance = new Maintenance({ sql: this.sql, runs, logger: this.logger, metrics: this.metrics }, o.maintenance ?? {});
+      this.maintenance.start();
+    }
     this.logger.info({ queues: this.queues, concurrency: this.concurrency, backend: this.backend.kind }, 'worker started');
   }
 
@@ -179,14 +245,15 @@ export class DroverWorker {
     }
     this.state = 'closing';
     await this.reconciler?.stop();
-    const grace = this.options.gracePeriodMs ?? 30_000;
+    await this.maintenance?.stop();
+    const grace = this.options.gracePeriodMs ?? DEFAULT_GRACE_PERIOD_MS;
     // Closed while still waiting for an unreachable store: no job can be active, so do not wait for one.
     const drained = Promise.all(this.bullWorkers.map((w) => w.close(!this.consuming)));
     const timedOut = await Promise.race([drained.then(() => false), sleep(grace).then(() => true)]);
     if (timedOut) {
       this.logger.warn({ active: this.executor?.activeAttempts().length }, 'grace period over; abandoning active steps');
       this.executor?.abandonAll();
-      await Promise.race([Promise.all(this.bullWorkers.map((w) => w.close(true))), sleep(5000)]);
+      await Promise.race([Promise.all(this.bullWorkers.map((w) => w.close(true))), sleep(ABANDON_WAIT_MS)]);
     }
     for (const t of this.timers) clearInterval(t);
     await Promise.all(this.inFlight);
@@ -201,10 +268,14 @@ export class DroverWorker {
   private async checkLeases(): Promise<void> {
     const active = this.executor?.activeAttempts().filter((a) => !a.dropped) ?? [];
     if (active.length === 0) return;
+    // An unrecorded attempt (one-write path) holds its step while it is still `queued` as it read it
+    // (or `running` under its lease: its late start write may have just committed).
     const rows = await this.sql!.query(`
-      SELECT a.lease FROM unnest($1::uuid[], $2::uuid[]) AS a(id, lease)
-       WHERE NOT EXISTS (SELECT 1 FROM drover.steps s WHERE s.id = a.id AND s.status = 'running' AND s.lease = a.lease)`,
-    [active.map((a) => a.stepId), active.map((a) => a.lease)]);
+      SELECT a.lease FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::int[]) AS a(id, lease, generation, seen_attempt)
+       WHERE NOT EXISTS (SELECT 1 FROM drover.steps s WHERE s.id = a.id AND (s.status = 'running' AND s.lease = a.lease
+               OR s.status = 'queued' AND s.generation = a.generation AND s.attempt = a.seen_attempt))`,
+    [active.map((a) => a.stepId), active.map((a) => a.lease), active.map((a) => a.unrecorded?.generation ?? null),
+      active.map((a) => a.unrecorded?.seenAttempt ?? null)]);
     // A step whose success we just recorded is not 'running' either; dropping it then is harmless.
     if (rows.length) this.executor!.dropLostLeases(new Set(rows.map((r) => r.lease)));
   }

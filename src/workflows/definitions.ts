@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { DefinitionError } from '../errors';
-import { DAY_MS } from '../json';
-import type { DroverModule, Processor, ResolvedStep, ResolvedWorkflow, StepDefinition, WorkflowDefinition } from '../types';
+import { DAY_MS, findNonJson, isJsonObject } from '../json';
+import { assertJsonSchema } from './input-schema';
+import { mapConcurrencySchema, onFailureSchema, resolveStepKind, waitStepKeys } from '../waits/definition';
+import { rateLimitSchema, stepConcurrencySchema, workflowConcurrencySchema } from '../flow/flow-spec';
+import type { CompilableWorkflow, DroverModule, Processor, ResolvedStep, ResolvedWorkflow, StepDefinition, WorkflowDefinition } from '../types';
 
 /** Workflow names: `[a-z0-9][a-z0-9._-]{0,63}`. */
 export const WORKFLOW_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -18,9 +21,22 @@ const backoffSchema = z.strictObject({
   delayMs: z.number().int().min(0).max(DAY_MS),
 });
 
+/**
+ * A step's `concurrency`: a number on a map step (its elements at once, CONTRACT §7), an object
+ * `{key, limit}` on any other step (CONTRACT §8); each form keeps its own precise messages.
+ */
+const stepOrMapConcurrencySchema = z.any().optional().superRefine((value, ctx) => {
+  if (value === undefined) return;
+  const checked = (typeof value === 'number' ? mapConcurrencySchema : stepConcurrencySchema).safeParse(value);
+  if (!checked.success) for (const issue of checked.error.issues) ctx.addIssue({ ...issue } as Parameters<typeof ctx.addIssue>[0]);
+});
+
 const stepSchema = z.strictObject({
   name: z.string().regex(STEP_NAME, 'must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}'),
-  processor: z.string().min(1).max(128),
+  // Typed workflows name their processors `<workflow>/<step>` (up to 129 characters).
+  processor: z.string().min(1).max(160).optional(),
+  ...waitStepKeys,
+  concurrency: stepOrMapConcurrencySchema,
   dependsOn: z.array(z.string()).max(1000).optional(),
   attempts: z.number().int().min(1).max(100).optional(),
   backoff: backoffSchema.optional(),
@@ -28,12 +44,19 @@ const stepSchema = z.strictObject({
   timeoutMs: z.number().int().min(1).max(DAY_MS).optional(),
   queue: z.string().regex(QUEUE_NAME, 'must match [a-z0-9][a-z0-9_-]{0,63}').optional(),
   priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
+  params: z.record(z.string(), z.unknown(), { error: 'params must be a JSON object' }).optional(),
+  rateLimit: rateLimitSchema.optional(),
 });
 
 const workflowSchema = z.strictObject({
   name: z.string().regex(WORKFLOW_NAME, 'must match [a-z0-9][a-z0-9._-]{0,63}'),
   failFast: z.boolean().optional(),
   steps: z.array(stepSchema).min(1, 'a workflow needs at least one step').max(10_000),
+  output: z.string().optional(),
+  inputSchema: z.record(z.string(), z.unknown(), { error: 'inputSchema must be a JSON Schema object' }).optional(),
+  onFailure: onFailureSchema,
+  concurrency: workflowConcurrencySchema.optional(),
+  rateLimit: rateLimitSchema.optional(),
   // Carried through when a stored (resolved) definition is validated again.
   version: z.string().optional(),
 });
@@ -62,6 +85,7 @@ export function resolveWorkflow(definition: unknown, processors?: Record<string,
   }
   const wf = parsed.data as WorkflowDefinition;
   const names = new Set<string>();
+  const kinds = new Map<string, ReturnType<typeof resolveStepKind>>();
   for (const step of wf.steps) {
     if (names.has(step.name)) throw new DefinitionError(`${label}: duplicate step name "${step.name}"`);
     names.add(step.name);
@@ -75,16 +99,35 @@ export function resolveWorkflow(definition: unknown, processors?: Record<string,
       if (seen.has(dep)) throw new DefinitionError(`${label}, step "${step.name}": dependsOn lists "${dep}" twice`);
       seen.add(dep);
     }
-    if (processors && typeof processors[step.processor] !== 'function') {
-      throw new DefinitionError(`${label}, step "${step.name}": unknown processor "${step.processor}"`);
+    if (step.params !== undefined) {
+      const bad = isJsonObject(step.params) ? findNonJson(step.params, 'params') : 'params must be a JSON object';
+      if (bad) throw new DefinitionError(`${label}, step "${step.name}": ${bad}`);
+    }
+    const kind = resolveStepKind(label, step);
+    const userProcessor = kind.userProcessor ?? kind.processor;
+    if (processors && !kind.processor.startsWith('drover:') && typeof processors[userProcessor] !== 'function') {
+      throw new DefinitionError(`${label}, step "${step.name}": unknown processor "${userProcessor}"`);
+    }
+    if (processors && kind.userProcessor && typeof processors[kind.userProcessor] !== 'function') {
+      throw new DefinitionError(`${label}, step "${step.name}": unknown processor "${kind.userProcessor}"`);
+    }
+    kinds.set(step.name, kind);
+  }
+  const onFailure = resolveOnFailure(label, wf.onFailure, names, processors);
+  if (wf.inputSchema !== undefined) {
+    try {
+      assertJsonSchema(wf.inputSchema);
+    } catch (error) {
+      throw new DefinitionError(`${label}: ${(error as Error).message}`);
     }
   }
+  if (wf.output !== undefined && !names.has(wf.output)) throw new DefinitionError(`${label}: output names unknown step "${wf.output}"`);
   const cycle = findCycle(wf.steps);
   if (cycle) throw new DefinitionError(`${label}: dependency cycle ${cycle.join(' → ')}`, { cycle });
 
   const steps: ResolvedStep[] = wf.steps.map((s: StepDefinition) => ({
     name: s.name,
-    processor: s.processor,
+    processor: kinds.get(s.name)!.processor,
     dependsOn: s.dependsOn ?? [],
     attempts: s.attempts ?? STEP_DEFAULTS.attempts,
     backoff: s.backoff ?? { ...STEP_DEFAULTS.backoff },
@@ -92,24 +135,72 @@ export function resolveWorkflow(definition: unknown, processors?: Record<string,
     timeoutMs: s.timeoutMs ?? null,
     queue: s.queue ?? STEP_DEFAULTS.queue,
     priority: s.priority ?? STEP_DEFAULTS.priority,
+    // Absent rather than `{}`, so the versions of definitions without params keep their hash.
+    ...(s.params === undefined ? {} : { params: s.params }),
+    ...kinds.get(s.name)!.extra,
+    ...(s.concurrency === undefined || typeof s.concurrency === 'number' ? {} : { concurrency: s.concurrency }),
+    ...(s.rateLimit === undefined ? {} : { rateLimit: s.rateLimit }),
   }));
-  const body = { name: wf.name, failFast: wf.failFast ?? false, steps };
+  const body = {
+    name: wf.name, failFast: wf.failFast ?? false, steps,
+    ...(wf.output === undefined ? {} : { output: wf.output }),
+    ...(wf.inputSchema === undefined ? {} : { inputSchema: wf.inputSchema }),
+    ...(onFailure ? { onFailure } : {}),
+    ...(wf.concurrency === undefined ? {} : { concurrency: wf.concurrency }),
+    ...(wf.rateLimit === undefined ? {} : { rateLimit: wf.rateLimit }),
+  };
   return { ...body, version: hashDefinition(body) };
 }
 
-/** Validates a module's workflows and processors together. */
+/** The workflow's `onFailure` step, resolved (a processor step with no dependencies, not counted among the run's steps). */
+function resolveOnFailure(label: string, given: WorkflowDefinition['onFailure'], names: Set<string>, processors?: Record<string, unknown>): ResolvedStep | undefined {
+  if (given === undefined) return undefined;
+  const o = typeof given === 'string' ? { processor: given } : given;
+  const name = o.name ?? 'onFailure';
+  if (names.has(name)) throw new DefinitionError(`${label}: onFailure is named "${name}", as a step is already (give it another name)`);
+  if (o.processor.startsWith('drover:')) throw new DefinitionError(`${label}: onFailure names a built-in processor`);
+  if (processors && typeof processors[o.processor] !== 'function') throw new DefinitionError(`${label}, onFailure: unknown processor "${o.processor}"`);
+  return {
+    name, processor: o.processor, dependsOn: [], attempts: o.attempts ?? STEP_DEFAULTS.attempts, backoff: { ...STEP_DEFAULTS.backoff },
+    delayMs: 0, timeoutMs: o.timeoutMs ?? null, queue: o.queue ?? STEP_DEFAULTS.queue, priority: 0,
+  };
+}
+
+/** Whether a value compiles to a plain definition (a typed workflow builder, from this or another copy of drover). */
+export function isCompilableWorkflow(value: unknown): value is CompilableWorkflow {
+  return typeof value === 'object' && value !== null
+    && typeof (value as CompilableWorkflow).toDefinition === 'function' && typeof (value as CompilableWorkflow).toProcessors === 'function';
+}
+
+/**
+ * Compiles the typed workflows of a list into plain definitions, adding their
+ * processors to `processors`; plain definitions pass through unchanged.
+ */
+export function compileWorkflows(list: ReadonlyArray<WorkflowDefinition | CompilableWorkflow>, processors: Record<string, Processor>, source = 'module'): WorkflowDefinition[] {
+  return list.map((item) => {
+    if (!isCompilableWorkflow(item)) return item;
+    for (const [name, fn] of Object.entries(item.toProcessors())) {
+      if (processors[name] && processors[name] !== fn) throw new DefinitionError(`${source}: two processors are named "${name}"`);
+      processors[name] = fn;
+    }
+    return item.toDefinition();
+  });
+}
+
+/** Validates a module's workflows and processors together (typed workflows are compiled first). */
 export function resolveModule(mod: DroverModule, source = 'module'): { workflows: ResolvedWorkflow[]; processors: Record<string, Processor> } {
   if (typeof mod !== 'object' || mod === null) throw new DefinitionError(`${source} must export an object with workflows and processors`);
-  const processors = mod.processors ?? {};
-  if (typeof processors !== 'object' || processors === null || Array.isArray(processors)) {
+  const given = mod.processors ?? {};
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
     throw new DefinitionError(`${source}: processors must be an object of functions by name`);
   }
+  const processors: Record<string, Processor> = { ...given };
   for (const [name, fn] of Object.entries(processors)) {
     if (typeof fn !== 'function') throw new DefinitionError(`${source}: processor "${name}" is not a function`);
   }
   const list = mod.workflows ?? [];
   if (!Array.isArray(list)) throw new DefinitionError(`${source}: workflows must be an array`);
-  const workflows = list.map((wf) => resolveWorkflow(wf, processors));
+  const workflows = compileWorkflows(list, processors, source).map((wf) => resolveWorkflow(wf, processors));
   const seen = new Set<string>();
   for (const wf of workflows) {
     if (seen.has(wf.name)) throw new DefinitionError(`${source}: duplicate workflow name "${wf.name}"`);

@@ -23,13 +23,13 @@ export interface Services {
  * Starts a throwaway Redis and Postgres on free loopback ports and prepares a
  * migrated template database. `stop()` ends both and removes their files.
  */
-export async function startServices(options: { fsync?: boolean; maxConnections?: number } = {}): Promise<Services> {
+export async function startServices(options: { fsync?: boolean; maxConnections?: number; settings?: Record<string, string> } = {}): Promise<Services> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-services-'));
   // As root the server runs as the postgres user, which must reach its data dir.
   fs.chmodSync(dir, 0o755);
   const redis = new RedisServer();
   const postgres = new EmbeddedPostgres({
-    dataDir: path.join(dir, 'pg'), fsync: options.fsync ?? false, maxConnections: options.maxConnections ?? 500,
+    dataDir: path.join(dir, 'pg'), fsync: options.fsync ?? false, maxConnections: options.maxConnections ?? 500, settings: options.settings,
   });
   let stopped = false;
   const stop = async () => {

@@ -3,10 +3,10 @@ import { Sql } from '../../src/db/sql';
 import { Drover } from '../../src/drover';
 import { Reconciler, type ReconcilerOptions } from '../../src/maintenance/reconciler';
 import { Dispatcher } from '../../src/queue/dispatcher';
+import { FlowControl } from '../../src/flow/flow-control';
 import { StepStore } from '../../src/steps/step-store';
 import { silentLogger } from '../../src/telemetry/logger';
 import { QueueBackend } from '../../src/queue/queue-backend';
-import type { Processor, WorkflowDefinition } from '../../src/types';
 import type { DroverWorker, WorkerOptions } from '../../src/worker/worker';
 import { createTestDatabase, redisUrlFor, uniqueNamespace, type BackendKind } from './env';
 
@@ -21,7 +21,7 @@ export interface EngineHarness {
   /** The test's queues, on its namespace (for tests that add, inspect or lose jobs). */
   backend: QueueBackend;
   /** Starts a worker (registered for cleanup). */
-  startWorker(options: Partial<WorkerOptions> & { workflows?: WorkflowDefinition[]; processors?: Record<string, Processor> }): Promise<DroverWorker>;
+  startWorker(options: Partial<WorkerOptions>): Promise<DroverWorker>;
   close(): Promise<void>;
 }
 
@@ -31,6 +31,7 @@ export const FAST_WORKER: Partial<WorkerOptions> = {
   leaseCheckIntervalMs: 100,
   gracePeriodMs: 5000,
   reconciler: false,
+  maintenance: false,
 };
 
 /**
@@ -67,7 +68,7 @@ export async function createEngine(backend: BackendKind, options: { databaseUrl?
 /** A reconciler on the harness's database and queues (`queuedGraceMs` 0: every queued step is checked at once). */
 export function reconcilerFor(engine: EngineHarness, options: ReconcilerOptions = {}): Reconciler {
   return new Reconciler({
-    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql), dispatcher: new Dispatcher(engine.backend, silentLogger),
+    sql: engine.sql, backend: engine.backend, store: new StepStore(engine.sql), dispatcher: new Dispatcher(engine.backend, silentLogger, new FlowControl(engine.sql, silentLogger)),
     logger: silentLogger, metrics: engine.drover.metrics, queues: ['default'],
   }, { queuedGraceMs: 0, ...options });
 }

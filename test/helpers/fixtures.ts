@@ -1,5 +1,5 @@
 import { NonRetryableError } from '../../src/errors';
-import type { Processor, ProcessorContext } from '../../src/types';
+import type { AuditEventView, Processor, ProcessorContext } from '../../src/types';
 
 /** Counts invocations per key (step name by default). */
 export class Calls {
@@ -47,4 +47,38 @@ export function echo(calls?: Calls): Processor {
     calls?.record(ctx.step.name);
     return { step: ctx.step.name, parents: ctx.parents };
   };
+}
+
+/** One attempt's start as the audit trail tells it. */
+export interface AttemptStart {
+  stepId: string | null;
+  attempt: number;
+  /** When it started, epoch ms. */
+  at: number;
+  actor: string;
+  /** True when its start was written on its own (`step.started`); false when with its outcome (the one-write path). */
+  recorded: boolean;
+}
+
+/**
+ * The starts of attempts in a run's trail: each `step.started`, and each
+ * outcome (`step.succeeded`, `step.attempt_failed`, `step.failed`) carrying
+ * `startedAt` (an attempt whose start was written with its outcome; a final
+ * failure recorded with its attempt's failure is one attempt).
+ */
+export function attemptStarts(audit: AuditEventView[], stepId?: string): AttemptStart[] {
+  const starts: AttemptStart[] = [];
+  for (const e of audit) {
+    if (stepId && e.stepId !== stepId) continue;
+    const data = (e.data ?? {}) as { attempt?: number; startedAt?: string };
+    const attempt = data.attempt ?? 0;
+    if (e.type === 'step.started') starts.push({ stepId: e.stepId, attempt, at: Date.parse(e.at), actor: e.actor, recorded: true });
+    else if (['step.succeeded', 'step.attempt_failed', 'step.failed'].includes(e.type) && data.startedAt) {
+      const at = Date.parse(data.startedAt);
+      if (!starts.some((s) => s.stepId === e.stepId && s.attempt === attempt && s.at === at)) {
+        starts.push({ stepId: e.stepId, attempt, at, actor: e.actor, recorded: false });
+      }
+    }
+  }
+  return starts;
 }

@@ -1,0 +1,73 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+
+/** Debian's Chromium (`apt-get install -y chromium`; `.ci/run` installs it when missing). */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** The flags FACTS.md measured for headless Chromium here. */
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--no-first-run',
+];
+
+/** A browser of one test file: one context with a fresh profile, closed (and its profile removed) by `close()`. */
+export interface TestBrowser {
+  context: BrowserContext;
+  close(): Promise<void>;
+}
+
+/**
+ * Launches Chromium with a fresh user-data dir and a 1280×800 viewport.
+ * A missing Chromium fails the test with what to do (never a silent skip).
+ */
+export async function launchBrowser(): Promise<TestBrowser> {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is missing at ${CHROMIUM}: install it with "apt-get install -y chromium" (.ci/run does this)`);
+  }
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-chromium-'));
+  let context: BrowserContext;
+  try {
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1280, height: 800 }, timeout: 30_000,
+    });
+  } catch (error) {
+    fs.rmSync(profile, { recursive: true, force: true });
+    throw error;
+  }
+  let closed = false;
+  return {
+    context,
+    async close() {
+      if (closed) return;
+      closed = true;
+      // A browser that hangs on close must not keep the test file open.
+      await Promise.race([context.close(), new Promise((r) => setTimeout(r, 10_000).unref())]).catch(() => undefined);
+      fs.rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Signs the browser in as a person does: the /login form with the API key,
+ * which sets the session cookie every later page, fetch and event stream uses.
+ */
+export async function signIn(context: BrowserContext, baseUrl: string, key: string): Promise<void> {
+  const page = await context.newPage();
+  try {
+    await page.goto(`${baseUrl}/login`);
+    await page.getByLabel('API key').fill(key);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${baseUrl}/`);
+  } finally {
+    await page.close();
+  }
+}
+
+/** Where page screenshots go: `DROVER_SCREENSHOTS_DIR` (e.g. docs/screenshots) or a temporary folder. */
+export function screenshotDir(): string {
+  const dir = process.env.DROVER_SCREENSHOTS_DIR ?? path.join(os.tmpdir(), 'drover-screenshots');
+  fs.mkdirSync(dir, { recursive: true });
+  return dir;
+}
