@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
@@ -8,6 +6,7 @@ import { ExpressAdapter } from '@bull-board/express';
 import { Router, type RequestHandler } from 'express';
 import type { BullBoardMode } from '../config';
 import type { Drover } from '../drover';
+import { writePrivateTempFile } from '../infra/private-temp';
 import { isTransientError } from '../infra/retry';
 import { isUuid } from '../json';
 import { runPathOf } from '../queue/dispatcher';
@@ -140,15 +139,20 @@ export function createBullBoardRouter(options: BullBoardOptions): BullBoard {
  * Bull Board's page template links Google Fonts' stylesheet; drover's pages load
  * nothing from another host (CONTRACT §6), so its template is served from a copy
  * without that link (the page falls back to the system's sans-serif and monospace
- * fonts). The copy is made once per process, next to nothing else, in the temp dir.
+ * fonts). The copy is made once per process in a private directory of its own
+ * (writePrivateTempFile), since EJS runs the template as code: a
+ * predictable shared path would let another local user plant one. It goes when
+ * the process exits.
  */
-function localFontsView(): string {
+let templateFile: { file: string } | undefined;
+export function localFontsView(): string {
   const uiDist = path.join(path.dirname(require.resolve('@bull-board/ui/package.json')), 'dist');
   const template = fs.readFileSync(path.join(uiDist, 'index.ejs'), 'utf8');
   const local = template.replace(/<link[^>]*https:\/\/fonts\.(googleapis|gstatic)\.com[^>]*>\s*/g, '');
   if (local === template) return uiDist;
-  const dir = path.join(os.tmpdir(), `drover-bull-board-${createHash('sha256').update(local).digest('hex').slice(0, 16)}`);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'index.ejs'), local);
-  return dir;
+  if (templateFile && fs.existsSync(templateFile.file)) return path.dirname(templateFile.file);
+  const written = writePrivateTempFile('drover-bull-board-', 'index.ejs', local);
+  process.once('exit', written.remove);
+  templateFile = written;
+  return path.dirname(written.file);
 }
