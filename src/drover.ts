@@ -160,13 +160,13 @@ export class Drover {
 
   /** One retention pass now (what `drover prune` runs); `ran: false` when another process is in one. */
   prune(options: RetentionOptions = {}): Promise<RetentionReport> {
-    return new Retention({ sql: this.sql, logger: this.logger, metrics: this.metrics }, { retentionDays: this.options.retentionDays, ...options }).prune();
+    return new Retention({ sql: this.sql, logger: this.logger, metrics: this.metrics, directUrl: this.options.databaseDirectUrl }, { retentionDays: this.options.retentionDays, ...options }).prune();
   }
 
   /** Starts the schedule tick and retention in this process (`drover server` does); stop it before `close()`. */
   startMaintenance(options: MaintenanceOptions = {}): Maintenance {
     const retention = options.retention === false ? false : { retentionDays: this.options.retentionDays, ...options.retention };
-    const maintenance = new Maintenance({ sql: this.sql, runs: this.runs, logger: this.logger, metrics: this.metrics }, { ...options, retention });
+    const maintenance = new Maintenance({ sql: this.sql, runs: this.runs, logger: this.logger, metrics: this.metrics, directUrl: this.options.databaseDirectUrl }, { ...options, retention });
     maintenance.start();
     return maintenance;
   }

@@ -149,3 +149,28 @@ describe('the reconciler\'s leader lock through PgBouncer', () => {
     }
   });
 });
+
+describe('retention through PgBouncer', () => {
+  it('holds its session lock on a direct session (DATABASE_DIRECT_URL), so passes exclude each other and leave no lock behind', async () => {
+    const directUrl = await createTestDatabase();
+    const database = new URL(directUrl).pathname.slice(1);
+    const drover = await Drover.connect({ databaseUrl: bouncer.url(database), databaseDirectUrl: directUrl, preparedStatements: false, redisUrl: redisUrlFor('redis'), namespace: uniqueNamespace() });
+    const other = new Client({ connectionString: directUrl });
+    await other.connect();
+    const advisoryLocks = async () => Number((await other.query(
+      `SELECT count(*) AS n FROM pg_locks l JOIN pg_database d ON d.oid = l.database WHERE l.locktype = 'advisory' AND d.datname = $1`, [database])).rows[0].n);
+    try {
+      // Another process's pass holds the lock: this one does not run.
+      await other.query('SELECT pg_advisory_lock(7312004513)');
+      expect((await drover.prune()).ran).toBe(false);
+      await other.query('SELECT pg_advisory_unlock(7312004513)');
+      for (let i = 0; i < 5; i++) expect((await drover.prune({ retentionDays: 1 })).ran).toBe(true);
+      expect(await advisoryLocks()).toBe(0);
+      // The pass closes its session when it ends.
+      expect((await sessions(database)).some((s) => s.application_name === 'drover-retention')).toBe(false);
+    } finally {
+      await other.end();
+      await drover.close();
+    }
+  });
+});

@@ -1,8 +1,5 @@
-import type { Sql } from '../db/sql';
 import type { RunService } from '../runs/run-service';
-import type { Logger } from '../telemetry/logger';
-import type { Metrics } from '../telemetry/metrics';
-import { Retention, type RetentionOptions } from './retention';
+import { Retention, type RetentionDeps, type RetentionOptions } from './retention';
 import { ScheduleTick, type ScheduleTickOptions } from './schedule-tick';
 
 /** Options of the time-based maintenance a server or worker runs. */
@@ -29,7 +26,7 @@ export class Maintenance {
   private pass?: Promise<unknown>;
   private stopped = false;
 
-  constructor(private readonly deps: { sql: Sql; runs: RunService; logger: Logger; metrics: Metrics }, private readonly options: MaintenanceOptions = {}) {
+  constructor(private readonly deps: RetentionDeps & { runs: RunService }, private readonly options: MaintenanceOptions = {}) {
     if (options.schedules !== false) this.tick = new ScheduleTick(deps, options.schedules ?? {});
     if (options.retention !== false) this.retention = new Retention(deps, options.retention ?? {});
   }

@@ -1,4 +1,4 @@
-import type { PoolClient } from 'pg';
+import { Client, type ClientBase } from 'pg';
 import type { Sql } from '../db/sql';
 import type { Logger } from '../telemetry/logger';
 import type { Metrics } from '../telemetry/metrics';
@@ -39,6 +39,21 @@ export interface RetentionReport {
 const RETENTION_LOCK_KEY = 7_312_004_513;
 const DAY_MS = 86_400_000;
 
+/** What retention works with. */
+export interface RetentionDeps {
+  sql: Sql;
+  logger: Logger;
+  metrics: Metrics;
+  /**
+   * Postgres bypassing a transaction pooler (`DATABASE_DIRECT_URL`): the pass's
+   * session lock and the partition DDL (a `SET lock_timeout` then a
+   * `DETACH … CONCURRENTLY`, which refuses a transaction block) need one
+   * session. Unset: a connection of `sql`'s pool, which then must not be pooled
+   * by transaction.
+   */
+  directUrl?: string;
+}
+
 /**
  * Deletes old history (CONTRACT §9). Finished runs whose `finished_at` is past
  * the horizon go with their steps and step logs, `batchSize` runs per short
@@ -54,7 +69,7 @@ const DAY_MS = 86_400_000;
 export class Retention {
   private readonly o: Required<RetentionOptions>;
 
-  constructor(private readonly deps: { sql: Sql; logger: Logger; metrics: Metrics }, options: RetentionOptions = {}) {
+  constructor(private readonly deps: RetentionDeps, options: RetentionOptions = {}) {
     this.o = {
       retentionDays: options.retentionDays ?? 30,
       batchSize: options.batchSize ?? 200,
@@ -74,24 +89,24 @@ export class Retention {
   /** One pass, if no other process is in one. */
   async prune(): Promise<RetentionReport> {
     const report: RetentionReport = { ran: false, runs: 0, steps: 0, stepLogs: 0, auditEvents: 0, partitionsDropped: [], partitionsCreated: 0, workers: 0 };
-    // A session lock on a connection of its own, held for the pass (its batches are separate transactions).
-    const lock: PoolClient = await this.deps.sql.pool.connect();
+    // A session of its own, held for the pass (its batches are separate transactions): the lock, and the partition DDL.
+    const session = await this.openSession();
     let broken = false;
     const onError = () => { broken = true; };
-    lock.on('error', onError);
+    session.client.on('error', onError);
     try {
-      const { rows } = await lock.query('SELECT pg_try_advisory_lock($1) AS locked', [RETENTION_LOCK_KEY]);
+      const { rows } = await session.client.query('SELECT pg_try_advisory_lock($1) AS locked', [RETENTION_LOCK_KEY]);
       if (!rows[0].locked) return report;
       report.ran = true;
       try {
         report.partitionsCreated = await this.createPartitionsAhead();
         if (this.o.retentionDays > 0) {
           await this.deleteRuns(report);
-          await this.dropAuditPartitions(report);
+          await this.dropAuditPartitions(report, session.client);
         }
         report.workers = await this.deleteOldWorkers();
       } finally {
-        await lock.query('SELECT pg_advisory_unlock($1)', [RETENTION_LOCK_KEY]).catch(() => { broken = true; });
+        await session.client.query('SELECT pg_advisory_unlock($1)', [RETENTION_LOCK_KEY]).catch(() => { broken = true; });
       }
       this.count(report);
       const total = report.runs + report.auditEvents + report.workers;
@@ -101,9 +116,25 @@ export class Retention {
       broken = true;
       throw error;
     } finally {
-      lock.off('error', onError);
-      lock.release(broken);
+      session.client.off('error', onError);
+      await session.close(broken);
     }
+  }
+
+  private async openSession(): Promise<{ client: ClientBase; close(broken: boolean): Promise<void> }> {
+    if (!this.deps.directUrl) {
+      const client = await this.deps.sql.pool.connect();
+      return { client, close: async (broken) => client.release(broken) };
+    }
+    const client = new Client({ connectionString: this.deps.directUrl, application_name: 'drover-retention' });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+    return { client, close: () => client.end().catch(() => undefined) };
   }
 
   /** Creates this month's and the next months' audit partitions (a no-op when they exist). */
@@ -142,7 +173,7 @@ export class Retention {
    * event of a run still kept: detached (CONCURRENTLY, so inserts into the
    * current month never wait) and dropped.
    */
-  private async dropAuditPartitions(report: RetentionReport): Promise<void> {
+  private async dropAuditPartitions(report: RetentionReport, session: ClientBase): Promise<void> {
     const parts = await this.deps.sql.query(`
       SELECT c.relname AS name, i.inhdetachpending AS pending, pg_get_expr(c.relpartbound, c.oid) AS bound
         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -156,19 +187,17 @@ export class Retention {
       const [kept] = await this.deps.sql.query(`
         SELECT EXISTS (SELECT 1 FROM ${table} e JOIN drover.runs r ON r.id = e.run_id) AS kept, (SELECT count(*)::int FROM ${table}) AS n`);
       if (kept.kept) continue;
-      const client = await this.deps.sql.pool.connect();
       try {
-        await client.query(`SET lock_timeout = ${Math.max(1, Math.floor(this.o.lockTimeoutMs))}`);
+        await session.query(`SET lock_timeout = ${Math.max(1, Math.floor(this.o.lockTimeoutMs))}`);
         // Not in a transaction block (CONCURRENTLY refuses one); a detach cut short is finished next pass.
-        await client.query(`ALTER TABLE drover.audit_events DETACH PARTITION ${table} ${part.pending ? 'FINALIZE' : 'CONCURRENTLY'}`);
-        await client.query(`DROP TABLE ${table}`);
+        await session.query(`ALTER TABLE drover.audit_events DETACH PARTITION ${table} ${part.pending ? 'FINALIZE' : 'CONCURRENTLY'}`);
+        await session.query(`DROP TABLE ${table}`);
         report.partitionsDropped.push(part.name);
         report.auditEvents += kept.n;
       } catch (error) {
         this.deps.logger.warn({ partition: part.name, reason: (error as Error).message }, 'could not drop an old audit partition; trying again next pass');
       } finally {
-        await client.query('RESET lock_timeout').catch(() => undefined);
-        client.release();
+        await session.query('RESET lock_timeout').catch(() => undefined);
       }
     }
   }

@@ -219,7 +219,7 @@ export class DroverWorker {
     }
     if (o.maintenance !== false) {
       const runs = new RunService(this.sql, new RunStore(this.sql), new WorkflowRegistry(this.sql), dispatcher, this.logger, this.metrics, {});
-      this.maintenance = new Maintenance({ sql: this.sql, runs, logger: this.logger, metrics: this.metrics }, o.maintenance ?? {});
+      this.maintenance = new Maintenance({ sql: this.sql, runs, logger: this.logger, metrics: this.metrics, directUrl: o.databaseDirectUrl }, o.maintenance ?? {});
       this.maintenance.start();
     }
     this.logger.info({ queues: this.queues, concurrency: this.concurrency, backend: this.backend.kind }, 'worker started');
