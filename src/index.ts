@@ -23,6 +23,7 @@ export { loadUserModule } from './workflows/module-loader';
 export {
   workflow, WorkflowBuilder, isWorkflowBuilder, type InputSchema, type ParsedInput, type RawInput, type StepRef, type StepContext,
   type StepOutput, type TypedStepOptions, type TypedWorkflowOptions, type ParentsOf, type OutputOfRef, type SinkOutputs,
+  type JoinedParentsOf, type SettledParent,
 } from './workflows/builder';
 export type { Json, JsonObject, TypedWorkflow, WorkflowInput, WorkflowOutput, WorkflowName, RunHandle, StartOptions, StartArgs } from './workflows/typed';
 export { RunFailedError } from './client/result';

@@ -22,6 +22,18 @@ wf.step('report', { parents: [delegated, squares, nap] }, ({ parents }) => ({
 let alerted = 0;
 wf.onFailure(() => { alerted++; });
 
+const joined = workflow('typed-joins', { input: z.object({ fail: z.boolean() }) });
+const ok = joined.step('ok', {}, () => ({ n: 1 }));
+const bad = joined.step('bad', { attempts: 1 }, ({ input }) => {
+  if (input.fail) throw Object.assign(new Error('bad failed'), { retryable: false });
+  return { n: 2 };
+});
+joined.step('settled', { parents: [ok, bad], join: 'all_settled' }, ({ parents }) => ({
+  ok: parents.ok.status, okN: parents.ok.output?.n ?? null, bad: parents.bad.status, why: parents.bad.error?.message ?? null,
+}));
+joined.step('any', { parents: [ok, bad], join: 'any_succeeded' }, ({ parents }) => ({ ok: parents.ok?.n ?? null, bad: parents.bad?.n ?? null }));
+joined.step('all', { parents: [ok, bad] }, ({ parents }) => ({ sum: parents.ok.n + parents.bad.n }));
+
 describeEachBackend('typed workflows with waits', (backend) => {
   let engine: EngineHarness;
   beforeEach(async () => { engine = await createEngine(backend); });
@@ -39,5 +51,19 @@ describeEachBackend('typed workflows with waits', (backend) => {
     expect(done.output).toEqual({ report: { doubled: 6, squares: [1, 4, 9, 16], slept: true } });
     expect(done.steps.find((s) => s.name === 'squares')!.output).toEqual([1, 2, 3, 4].map((v, i) => ({ index: i, square: v * v, of: 4 })));
     expect(alerted).toBe(0);
+  });
+
+  it('types and runs each join policy given to the builder', async () => {
+    expect(joined.toDefinition().steps.find((s) => s.name === 'settled')).toMatchObject({ join: 'all_settled', dependsOn: ['ok', 'bad'] });
+    await engine.startWorker({ workflows: [joined] });
+    const failed = await engine.drover.waitForRun((await engine.drover.start(joined, { fail: true })).id, { timeoutMs: 20_000 });
+    const step = (name: string) => failed.steps.find((s) => s.name === name)!;
+    expect(failed.status).toBe('failed');
+    expect(step('settled')).toMatchObject({ status: 'succeeded', output: { ok: 'succeeded', okN: 1, bad: 'failed', why: 'bad failed' } });
+    expect(step('any')).toMatchObject({ status: 'succeeded', output: { ok: 1, bad: null } });
+    expect(step('all').status).toBe('skipped');
+    const passed = await engine.drover.waitForRun((await engine.drover.start(joined, { fail: false })).id, { timeoutMs: 20_000 });
+    expect(passed.status).toBe('succeeded');
+    expect(passed.steps.find((s) => s.name === 'all')!.output).toEqual({ sum: 3 });
   });
 });

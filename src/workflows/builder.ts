@@ -4,6 +4,7 @@ import { DefinitionError, NonRetryableError } from '../errors';
 import { findNonJson, isJsonObject } from '../json';
 import type { BackoffOptions, CompilableWorkflow, Processor, ProcessorContext, StepDefinition, WorkflowDefinition } from '../types';
 import { STEP_NAME, WORKFLOW_NAME } from './definitions';
+import type { JoinPolicy } from '../entities/step.entity';
 import type { RateLimit, StepConcurrency, WorkflowConcurrency } from '../flow/flow-spec';
 import type { Json, JsonObject, TypedWorkflow, WorkflowOutput } from './typed';
 
@@ -40,6 +41,25 @@ export type OutputOfRef<R> = R extends StepRef<string, string, infer O> ? O : ne
 /** `ctx.parents` of a step whose `parents` are `P`: each parent's output by its step name. */
 export type ParentsOf<P extends readonly StepRef[]> = { readonly [R in P[number] as R['name']]: OutputOfRef<R> };
 
+/** A parent as a step with `join: 'all_settled'` sees it: its status, and its output or error. */
+export interface SettledParent<O> {
+  readonly status: 'succeeded' | 'failed' | 'cancelled' | 'skipped';
+  /** The parent's output when it succeeded, else null. */
+  readonly output: O | null;
+  /** The parent's error when it failed, else null. */
+  readonly error: { readonly message: string; readonly code?: string } | null;
+}
+
+/**
+ * `ctx.parents` of a step by its join policy (CONTRACT §7): `all_succeeded`,
+ * every parent's output; `any_succeeded`, each parent's output, null for a
+ * parent that has not succeeded; `all_settled`, each parent settled.
+ */
+export type JoinedParentsOf<P extends readonly StepRef[], J extends JoinPolicy> =
+  J extends 'all_settled' ? { readonly [R in P[number] as R['name']]: SettledParent<OutputOfRef<R>> }
+    : J extends 'any_succeeded' ? { readonly [R in P[number] as R['name']]: OutputOfRef<R> | null }
+      : ParentsOf<P>;
+
 /** The default output of a workflow: the sink steps' outputs by step name. */
 export type SinkOutputs = Record<string, Json>;
 
@@ -54,9 +74,15 @@ export interface StepContext<I, P, Params> extends Omit<ProcessorContext, 'input
 }
 
 /** Options of `wf.step()` (the plain step options of CONTRACT §1, with parents as references). */
-export interface TypedStepOptions<P extends readonly StepRef[], Params extends JsonObject> {
+export interface TypedStepOptions<P extends readonly StepRef[], Params extends JsonObject, J extends JoinPolicy = JoinPolicy> {
   /** Steps that must succeed first: references returned by earlier `step()` calls of this workflow. Default none. */
   parents?: P;
+  /**
+   * When the step runs, given its parents (CONTRACT §7): `all_succeeded` (default: skipped when a parent did not
+   * succeed), `all_settled` (once every parent is terminal; `ctx.parents` has each one's status, output and error)
+   * or `any_succeeded` (once one parent succeeded; skipped when none can).
+   */
+  join?: J;
   /** Attempts in all, including the first. Default 3. */
   attempts?: number;
   /** Backoff between attempts. Default `{ type: 'exponential', delayMs: 1000 }`. */
@@ -131,10 +157,10 @@ implements TypedWorkflow<N, RawInput<S>, O>, CompilableWorkflow {
    * parent's output, by name) and `ctx.params`; what it returns (JSON) is the
    * step's output. Returns the step's reference.
    */
-  step<const SN extends string, R extends StepOutput, const P extends readonly StepRef<N>[] = [], const Params extends JsonObject = Record<never, never>>(
+  step<const SN extends string, R extends StepOutput, const P extends readonly StepRef<N>[] = [], const Params extends JsonObject = Record<never, never>, const J extends JoinPolicy = 'all_succeeded'>(
     name: SN,
-    options: TypedStepOptions<P, Params>,
-    fn: (ctx: StepContext<ParsedInput<S>, ParentsOf<P>, Params>) => R | Promise<R>,
+    options: TypedStepOptions<P, Params, J>,
+    fn: (ctx: StepContext<ParsedInput<S>, JoinedParentsOf<P, J>, Params>) => R | Promise<R>,
   ): StepRef<N, SN, Awaited<R> extends void ? null : Awaited<R>> {
     const label = `workflow "${this.name}", step ${JSON.stringify(name)}`;
     if (typeof name !== 'string' || !STEP_NAME.test(name)) throw new DefinitionError(`${label}: the name must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}`);
@@ -161,7 +187,7 @@ implements TypedWorkflow<N, RawInput<S>, O>, CompilableWorkflow {
     const schema = this.inputSchema;
     this.processors[processor] = async (ctx: ProcessorContext) => {
       const input = schema === undefined ? ctx.input : parseInput(schema, ctx.input, this.name);
-      const output = await fn({ ...ctx, input } as unknown as StepContext<ParsedInput<S>, ParentsOf<P>, Params>);
+      const output = await fn({ ...ctx, input } as unknown as StepContext<ParsedInput<S>, JoinedParentsOf<P, J>, Params>);
       return output === undefined ? null : output;
     };
     return { workflow: this.name, name, processor };
@@ -195,7 +221,7 @@ implements TypedWorkflow<N, RawInput<S>, O>, CompilableWorkflow {
    */
   map<const SN extends string, R extends StepOutput, Ref extends StepRef<N>, const P extends readonly StepRef<N>[] = []>(
     name: SN,
-    options: Omit<TypedStepOptions<P, Record<never, never>>, 'params' | 'concurrency'> & { over: Ref; path?: string; concurrency?: number },
+    options: Omit<TypedStepOptions<P, Record<never, never>>, 'params' | 'concurrency' | 'join'> & { over: Ref; path?: string; concurrency?: number },
     fn: (ctx: StepContext<ParsedInput<S>, ParentsOf<[...P, Ref]>, Record<never, never>> & { item: unknown; index: number }) => R | Promise<R>,
   ): StepRef<N, SN, Array<Awaited<R> extends void ? null : Awaited<R>>> {
     const { over, path, concurrency, parents = [] as unknown as P, ...rest } = options;

@@ -92,3 +92,22 @@ async function producers(): Promise<void> {
   void any.id;
 }
 void producers;
+
+// Join policies (CONTRACT §7) type ctx.parents by what the step sees.
+const settled = wf.step('report', { parents: [page, parse], join: 'all_settled' }, async ({ parents }) => {
+  const status: 'succeeded' | 'failed' | 'cancelled' | 'skipped' = parents.fetch.status;
+  const links: number | undefined = parents.parse.output?.links;
+  const why: string | undefined = parents.parse.error?.message;
+  // @ts-expect-error an all_settled parent's output may be null
+  const direct: number = parents.parse.output.links;
+  return { status, links: links ?? null, why: why ?? null, direct };
+});
+void settled;
+wf.step('first', { parents: [page, parse], join: 'any_succeeded' }, async ({ parents }) => {
+  const links: number | undefined = parents.parse?.links;
+  // @ts-expect-error an any_succeeded parent may not have succeeded (its output is null)
+  const html: string = parents.fetch.html;
+  return { links: links ?? null, html };
+});
+// @ts-expect-error an unknown join policy
+wf.step('bad-join', { parents: [page], join: 'some_succeeded' }, async () => null);
