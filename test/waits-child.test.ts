@@ -1,7 +1,8 @@
 import { describeEachBackend } from './helpers/env';
-import { createEngine, eventually, sleep, type EngineHarness } from './helpers/engine';
+import { createEngine, eventually, reconcilerFor, sleep, type EngineHarness } from './helpers/engine';
 import { Calls, fatal } from './helpers/fixtures';
 import type { WorkflowDefinition } from '../src/types';
+import { emptyQueue } from './helpers/waits';
 
 const child: WorkflowDefinition = { name: 'child', steps: [{ name: 'work', processor: 'work' }] };
 const parent: WorkflowDefinition = {
@@ -67,6 +68,31 @@ describeEachBackend('child runs', (backend) => {
     expect(kid.status).toBe('cancelled');
     expect(kid.steps[0].status).toBe('cancelled');
     expect((await engine.drover.getRun(created.id)).status).toBe('cancelled');
+  });
+
+  it('never starts a second child when the step\'s job is lost and replayed while the child runs', async () => {
+    let release = false;
+    const calls = new Calls();
+    await engine.startWorker({
+      workflows: [parent, child],
+      processors: { ...processors(calls), work: async (ctx: any) => { calls.record(ctx.run.id); while (!release) await sleep(20); return { doubled: ctx.input.n * 2 }; } },
+    });
+    const created = await engine.drover.createRun({ workflow: 'parent', input: { n: 5 } });
+    const kidId: string = await eventually(async () => (await engine.drover.getRun(created.id)).children?.[0]?.id ?? '', 20_000, 'the child run');
+    await eventually(async () => (await engine.drover.getRun(kidId)).steps[0].status === 'running', 20_000, 'the child working');
+    // Every job lost (the waiting step's and the child's), then re-created by the reconciler: the step's job runs again.
+    await emptyQueue(engine);
+    expect((await reconcilerFor(engine).reconcile()).ran).toBe(true);
+    await sleep(500);
+    release = true;
+    await eventually(async () => (await reconcilerFor(engine).reconcile()) && (await engine.drover.getRun(created.id)).status !== 'running', 20_000, 'the parent to finish');
+    const run = await engine.drover.waitForRun(created.id, { timeoutMs: 20_000 });
+    expect(run.status).toBe('succeeded');
+    expect(run.steps.find((s) => s.name === 'report')!.output).toEqual({ got: { work: { doubled: 10 } } });
+    const kids = await engine.sql.query(`SELECT id FROM drover.runs WHERE parent_run_id = $1`, [created.id]);
+    expect(kids.map((k) => k.id)).toEqual([kidId]);
+    const started = (await engine.drover.getAudit(created.id)).items.filter((e) => e.type === 'step.child_started');
+    expect(started).toHaveLength(1);
   });
 
   it('fails the step clearly when the child workflow is unknown', async () => {
