@@ -27,12 +27,24 @@ describe('the CLI on the embedded database (no DATABASE_URL)', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('names DROVER_DATA_DIR (not DATABASE_URL) when there is no drover data yet', async () => {
-    for (const args of [['keys', 'create', '--name', 'x'], ['keys', 'list'], ['migrate'], ['runs', 'list']]) {
+  it('names DROVER_DATA_DIR (not DATABASE_URL) when a command that reads finds no drover data yet', async () => {
+    for (const args of [['keys', 'list'], ['runs', 'list'], ['workflows', 'list']]) {
       const result = await runCli(args, env, { cwd: dir });
       expect([args.join(' '), result.code, result.stderr.trim()]).toEqual([args.join(' '), 1,
         'drover: no drover data in ./data (DROVER_DATA_DIR): run `npm start` once, or set DATABASE_URL']);
     }
+    expect(fs.existsSync(path.join(dir, 'data', 'pg'))).toBe(false);
+  });
+
+  it('keys create makes the database on a fresh data dir (no server ever ran), and stops the Postgres it started', async () => {
+    const fresh = cliEnv({ DROVER_DATA_DIR: path.join(dir, 'fresh'), PORT: '0' });
+    const created = await runCli(['keys', 'create', '--name', 'before-start', '--scope', 'producer', '--json'], fresh, { cwd: dir });
+    expect(created.code).toBe(0);
+    expect(created.stderr).toContain('drover: made a new drover database in ./fresh (DROVER_DATA_DIR)');
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: 'before-start', scope: 'producer', key: expect.stringMatching(/^drv_/) });
+    const listed = await runCli(['keys', 'list', '--json'], fresh, { cwd: dir });
+    expect([listed.code, JSON.parse(listed.stdout).map((k: any) => k.name)]).toEqual([0, ['before-start']]);
+    expect(postgresOf(path.join(dir, 'fresh', 'pg'))).toEqual([]);
   });
 
   it('uses the Postgres of a running drover start, then starts and stops its own when none runs', async () => {

@@ -106,8 +106,8 @@ async function withDrover<T>(config: DroverConfig, logger: Logger, work: (drover
  * `openCliDatabase` (it starts the embedded Postgres for the command when no
  * `drover start` runs on DROVER_DATA_DIR, and stops it after).
  */
-async function withCliDatabase<T>(config: DroverConfig, io: Io, work: (databaseUrl: string) => Promise<T>): Promise<T> {
-  const database = await openCliDatabase(config, (line) => io.err(`drover: ${line}`));
+async function withCliDatabase<T>(config: DroverConfig, io: Io, work: (databaseUrl: string) => Promise<T>, options: { initialise?: boolean } = {}): Promise<T> {
+  const database = await openCliDatabase(config, (line) => io.err(`drover: ${line}`), options);
   // The embedded Postgres runs in a process group of its own, so Ctrl-C (e.g. during `runs wait`)
   // reaches only us: stop the Postgres we started before exiting.
   const onSignal = (signal: NodeJS.Signals) => {
@@ -239,8 +239,8 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
       }
     };
   /** An action on the CLI's database (embedded or DATABASE_URL) through a Drover. */
-  const onDatabase = <A extends unknown[]>(body: (drover: Drover, ...args: A) => Promise<number>) =>
-    action(async (config, logger, ...args: A) => withCliDatabase(config, io, (url) => withDrover(config, logger, (drover) => body(drover, ...args), url)));
+  const onDatabase = <A extends unknown[]>(body: (drover: Drover, ...args: A) => Promise<number>, options: { initialise?: boolean } = {}) =>
+    action(async (config, logger, ...args: A) => withCliDatabase(config, io, (url) => withDrover(config, logger, (drover) => body(drover, ...args), url), options));
 
   program.command('start')
     .description('all in one: Postgres (embedded when DATABASE_URL is unset), migrations, API server, Bull Board and a worker')
@@ -327,7 +327,7 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
       if (opts.json) io.out(json({ applied }));
       else io.out(applied.length ? `applied ${applied.length} migration(s): ${applied.join(', ')}` : 'the database is up to date');
       return 0;
-    })));
+    }, { initialise: true })));
 
   const keys = program.command('keys').description('API keys: create, list, revoke');
   keys.command('create')
@@ -347,7 +347,7 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
         io.err(`created API key "${created.name}" (id ${created.id}, prefix ${created.prefix}; ${limits}); it is shown only now: store it safely`);
       }
       return 0;
-    }));
+    }, { initialise: true }));
   keys.command('list')
     .description('lists the API keys (never their secrets)')
     .option('--json', 'print JSON')

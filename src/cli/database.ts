@@ -24,15 +24,19 @@ function shown(dataDir: string): string {
  * embedded Postgres under `DROVER_DATA_DIR`. When a `drover start` runs on
  * that data dir, its Postgres is used as it is; when none runs, this starts
  * the embedded Postgres for the command and `close()` stops it again.
+ * With `initialise` (`keys create`, `migrate`), a data dir that holds no
+ * database yet gets one, migrated, as the first `drover start` would make it;
+ * other commands refuse it, naming what to do.
  * Errors name `DROVER_DATA_DIR`, not a `DATABASE_URL` the user never set.
  */
-export async function openCliDatabase(config: DroverConfig, notice: (line: string) => void): Promise<CliDatabase> {
+export async function openCliDatabase(config: DroverConfig, notice: (line: string) => void, options: { initialise?: boolean } = {}): Promise<CliDatabase> {
   if (config.databaseUrl) return { url: config.databaseUrl, started: false, close: async () => undefined };
   const embedded = await import('../embedded/embedded-database');
   const { postgresOwner } = await import('../embedded/embedded-postgres');
   const dataDir = config.dataDir;
   const pgDir = path.join(dataDir, 'pg');
-  if (!fs.existsSync(path.join(pgDir, 'PG_VERSION'))) {
+  const fresh = !fs.existsSync(path.join(pgDir, 'PG_VERSION'));
+  if (fresh && !options.initialise) {
     throw new ConfigError(`no drover data in ${shown(dataDir)} (DROVER_DATA_DIR): run \`npm start\` once, or set DATABASE_URL`);
   }
   const owner = postgresOwner(pgDir);
@@ -42,6 +46,16 @@ export async function openCliDatabase(config: DroverConfig, notice: (line: strin
     started = await embedded.startEmbeddedDatabase(dataDir, notice);
   } catch (error) {
     throw new ConfigError(`cannot start the embedded Postgres in ${shown(dataDir)} (DROVER_DATA_DIR): ${(error as Error).message.split('\n')[0]}`);
+  }
+  if (fresh) {
+    try {
+      const { migrate } = await import('../db/data-source');
+      await migrate(started.url, { queueBackend: config.redisUrl ? 'redis' : 'postgres' });
+    } catch (error) {
+      await started.stop();
+      throw error;
+    }
+    notice(`made a new drover database in ${shown(dataDir)} (DROVER_DATA_DIR); \`npm start\` uses it`);
   }
   return { url: started.url, started: true, close: () => started.stop() };
 }
