@@ -1,5 +1,6 @@
 import { Drover } from '../src/drover';
 import { startServer, type DroverServer } from '../src/http/server';
+import { eventually, sleep } from './helpers/engine';
 import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
 import { http } from './helpers/server-process';
 import { signIn } from './helpers/web';
@@ -76,5 +77,37 @@ describe('the dashboard and workspace-limited keys', () => {
     const reader = await signIn(server.url, everyWorkspace);
     const refused = await http(`${server.url}/api/runs/${mine}/cancel`, { method: 'POST', headers: { ...headers, cookie: reader.cookie! }, body: '{}' });
     expect([refused.status, refused.body.error.code]).toEqual([403, 'forbidden']);
+  });
+
+  it('the live list stream tells a limited key of its workspaces\' runs only (not even a count of the others)', async () => {
+    const open = async (key: string, path = '/events') => {
+      const abort = new AbortController();
+      const res = await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream' }, signal: abort.signal });
+      let text = '';
+      const reading = (async () => {
+        try {
+          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += Buffer.from(chunk).toString('utf8');
+        } catch {
+          // aborted
+        }
+      })();
+      return { status: res.status, text: () => text, close: async () => { abort.abort(); await reading; } };
+    };
+    const globex = (await drover.createRun({ workflow: 'one', workspace: 'globex' })).id;
+    const [own, other] = await Promise.all([open(limited), open(everyWorkspace, `/events?run=${globex}`)]);
+    try {
+      expect([own.status, other.status]).toEqual([200, 200]);
+      await eventually(() => own.text().includes('retry:') && other.text().includes('retry:'), 5000, 'both streams open');
+      await sleep(1500); // what the earlier tests did is told by now
+      const [ownMark, otherMark] = [own.text().length, other.text().length];
+      await drover.cancelRun(globex, { actor: 'test' });
+      await eventually(() => other.text().slice(otherMark).includes(`data: ${globex}`), 5000, 'the globex run\'s stream to hear its cancel');
+      await sleep(1500); // a NOTIFY is read within milliseconds: had the change leaked, it would be here
+      expect(own.text().slice(ownMark)).not.toContain('event: change');
+      await drover.createRun({ workflow: 'one', workspace: 'acme' });
+      await eventually(() => own.text().slice(ownMark).includes('event: change'), 5000, 'the limited stream to hear acme');
+    } finally {
+      await Promise.all([own.close(), other.close()]);
+    }
   });
 });

@@ -142,15 +142,16 @@ export interface RunsChanged {
 }
 
 /**
- * The runs that got events after `afterId` (null: only the current highest
- * id is returned), read from the primary key. Reads back `overlap` ids
+ * The runs that got events after `afterId` (null: a baseline, the current
+ * highest id and the `overlap` events up to it), read from the primary key. Reads back `overlap` ids
  * before `afterId` too: identity ids are taken before commit, so a
  * transaction may commit an id lower than one already read.
  */
 export async function runsChangedSince(q: Queryable, afterId: string | null, limit = 2000, overlap = 200): Promise<RunsChanged> {
   if (afterId === null) {
-    const [row] = await q.query(`SELECT max(id)::text AS id FROM drover.audit_events`);
-    return { lastId: row?.id ?? '0', events: [], overflow: false };
+    // The baseline: the newest id, and the events of the overlap window below it (already told, not changes).
+    const rows = await q.query(`SELECT id::text AS id, run_id FROM drover.audit_events ORDER BY id DESC LIMIT $1`, [overlap]);
+    return { lastId: rows[0]?.id ?? '0', events: rows.reverse().map((r) => ({ id: r.id as string, runId: r.run_id as string })), overflow: false };
   }
   const rows = await q.query(`
     SELECT id::text AS id, run_id FROM drover.audit_events WHERE id > $1::bigint - $2::bigint ORDER BY id LIMIT $3`,

@@ -138,6 +138,12 @@ export class DashboardQueries {
     return Boolean(row) && (!workspaces || workspaces.includes(row.workspace));
   }
 
+  /** How many of `ids` are runs of `workspaces` (what a workspace-limited key's live list may hear of). */
+  async visibleRuns(ids: readonly string[], workspaces: readonly string[]): Promise<number> {
+    const [row] = await this.sql.query(`SELECT count(*)::int AS n FROM drover.runs WHERE id = ANY ($1::uuid[]) AND workspace = ANY ($2::text[])`, [ids, workspaces]);
+    return row.n;
+  }
+
   /** The events of one step (and the run's resumes, which start new rounds of attempts), oldest first, at most `limit`. */
   stepEvents(runId: string, stepId: string, limit = 2000): Promise<AuditEventView[]> {
     return readStepAudit(this.sql, runId, stepId, limit);

@@ -145,10 +145,10 @@ export function dashboardRouter(options: DashboardOptions): Router {
 
   page('/events', async (req, res, next) => {
     let runId: string | undefined;
+    const workspaces = workspacesOf(res);
     try {
       runId = parseQuery(eventsSchema, req.query).run;
       // A run outside the key's workspaces is not found, as on its page.
-      const workspaces = workspacesOf(res);
       if (runId && workspaces && !(await queries.runVisible(runId, workspaces))) {
         res.status(404).type('text/plain').send('no such run');
         return;
@@ -161,8 +161,15 @@ export function dashboardRouter(options: DashboardOptions): Router {
     const unsubscribe = feed.subscribe((change) => {
       if (!open) return;
       if ('all' in change) res.write('event: change\ndata: *\n\n');
-      else if (!runId) res.write(`event: change\ndata: ${change.runIds.length}\n\n`);
-      else if (change.runIds.includes(runId)) res.write(`event: change\ndata: ${runId}\n\n`);
+      else if (runId) {
+        if (change.runIds.includes(runId)) res.write(`event: change\ndata: ${runId}\n\n`);
+      } else if (!workspaces) res.write(`event: change\ndata: ${change.runIds.length}\n\n`);
+      else {
+        // A workspace-limited key hears only of its workspaces' runs (not even that others changed).
+        queries.visibleRuns(change.runIds, workspaces).then((n) => {
+          if (n > 0 && open && !gone) res.write(`event: change\ndata: ${n}\n\n`);
+        }, (err) => logger.warn({ err }, 'could not read which changed runs a live list may see'));
+      }
     }, () => { res.end(); });
     let gone = false;
     req.once('close', () => {

@@ -203,6 +203,8 @@ export class RunChangeFeed {
         this.seen.clear();
         this.publish({ all: true });
       } else if (baseline) {
+        // The events up to the baseline are not changes: the next read's overlap must not tell them.
+        this.seen = new Set(changes.events.map((e) => e.id));
         for (const done of [...this.waiters]) done();
       } else {
         const fresh = changes.events.filter((e) => !this.seen.has(e.id));
