@@ -1,23 +1,15 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { Drover } from '../src/drover';
 import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium, screenshotDir } from './helpers/browser';
 import { cliEnv, spawnDrover, type DroverProcess } from './helpers/server-process';
 
-/** Debian's Chromium and the flags FACTS.md gives for it. */
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
-
-const describeIfChromium = fs.existsSync(CHROMIUM) ? describe : describe.skip;
-
-describeIfChromium('in Chromium: sign in, Bull Board under its CSP, sign out', () => {
+describe('in Chromium: sign in, Bull Board under its CSP, sign out', () => {
   let drover: Drover;
   let server: DroverProcess;
   let browser: Browser;
   let key: string;
-  const shots = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-shots-'));
 
   beforeAll(async () => {
     const databaseUrl = await createTestDatabase();
@@ -26,7 +18,8 @@ describeIfChromium('in Chromium: sign in, Bull Board under its CSP, sign out', (
     await drover.registerWorkflows([{ name: 'one', steps: [{ name: 's', processor: 'p' }] }]);
     key = (await drover.apiKeys.create('browser')).key;
     server = await spawnDrover(['server'], cliEnv({ DATABASE_URL: databaseUrl, REDIS_URL: testRedisUrl(), PORT: '0', DROVER_NAMESPACE: namespace }));
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS });
+    requireChromium();
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
   });
   afterAll(async () => {
     await browser?.close();
@@ -60,7 +53,7 @@ describeIfChromium('in Chromium: sign in, Bull Board under its CSP, sign out', (
     expect(new URL(page.url()).pathname).toBe('/login');
     expect(new URL(page.url()).searchParams.get('next')).toBe('/admin/queues');
     expect(await page.getByLabel('API key').getAttribute('type')).toBe('password');
-    await page.screenshot({ path: path.join(shots, 'login.png'), fullPage: true });
+    await page.screenshot({ path: path.join(screenshotDir(), 'login.png'), fullPage: true });
     expect(await violations()).toEqual([]);
 
     // A wrong key: the form again, with a message.
@@ -77,7 +70,7 @@ describeIfChromium('in Chromium: sign in, Bull Board under its CSP, sign out', (
     // Bull Board rendered its React app (the queue list, with drover's default queue) under its CSP.
     await page.getByText('default', { exact: false }).first().waitFor({ timeout: 15_000 });
     await page.waitForLoadState('networkidle').catch(() => undefined);
-    await page.screenshot({ path: path.join(shots, 'bull-board.png'), fullPage: true });
+    await page.screenshot({ path: path.join(screenshotDir(), 'bull-board.png'), fullPage: true });
     expect([await violations(), lines.filter((l) => l.startsWith('pageerror'))]).toEqual([[], []]);
     const cookies = await page.context().cookies();
     expect(cookies).toEqual([expect.objectContaining({ name: 'drover_session', httpOnly: true, sameSite: 'Strict', path: '/' })]);
@@ -102,10 +95,5 @@ describeIfChromium('in Chromium: sign in, Bull Board under its CSP, sign out', (
     expect(response.status()).toBe(403);
     expect((await drover.getRun(run.id)).status).toBe('pending');
     await page.close();
-  });
-
-  afterAll(() => {
-    // Where the screenshots are, for a person to look at.
-    process.stdout.write(`screenshots in ${shots}\n`);
   });
 });

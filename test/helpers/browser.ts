@@ -12,6 +12,13 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update', '--disable-sync', '--no-first-run',
 ];
 
+/** Fails with what to do when Chromium is missing (never a silent skip). */
+export function requireChromium(): void {
+  if (!fs.existsSync(CHROMIUM)) {
+    throw new Error(`Chromium is missing at ${CHROMIUM}: install it with "apt-get install -y chromium" (.ci/run does this)`);
+  }
+}
+
 /** A browser of one test file: one context with a fresh profile, closed (and its profile removed) by `close()`. */
 export interface TestBrowser {
   context: BrowserContext;
@@ -23,9 +30,7 @@ export interface TestBrowser {
  * A missing Chromium fails the test with what to do (never a silent skip).
  */
 export async function launchBrowser(): Promise<TestBrowser> {
-  if (!fs.existsSync(CHROMIUM)) {
-    throw new Error(`Chromium is missing at ${CHROMIUM}: install it with "apt-get install -y chromium" (.ci/run does this)`);
-  }
+  requireChromium();
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'drover-chromium-'));
   let context: BrowserContext;
   try {
