@@ -75,14 +75,15 @@ describeEachBackend('concurrency keys', (backend) => {
     const old = await engine.drover.createRun({ workflow: 'latest', input: { k: 'same', ms: 20_000 } });
     await eventually(async () => (await engine.drover.getRun(old.id)).status === 'running', 10_000, 'the old run running');
     const fresh = await engine.drover.createRun({ workflow: 'latest', input: { k: 'same', ms: 10 } });
-    expect((await engine.drover.waitForRun(fresh.id, { timeoutMs: 15_000 })).status).toBe('succeeded');
+    const freshRun = await engine.drover.waitForRun(fresh.id, { timeoutMs: 15_000 });
+    expect(freshRun.status).toBe('succeeded');
     const oldRun = await engine.drover.waitForRun(old.id, { timeoutMs: 5_000 });
     expect(oldRun.status).toBe('cancelled');
+    // The limit holds for runs: the old one is cancelled no later than the new one starts (its processor may still be unwinding).
+    expect(Date.parse(oldRun.finishedAt!)).toBeLessThanOrEqual(Date.parse(freshRun.startedAt!));
     const event = (await engine.drover.getAudit(old.id)).items.find((e) => e.type === 'run.cancelled');
     expect(event).toMatchObject({ actor: 'flow', data: { reason: 'concurrency limit', strategy: 'cancel_in_progress', key: 'k=same', replacedBy: fresh.id } });
     await eventually(() => aborted === 1, 5_000, 'the old run\'s processor to see its signal abort');
-    const overlap = maxOverlap(await runIntervals(engine.sql, 'latest', (input) => input.k));
-    expect(overlap.get('same')).toBeLessThanOrEqual(2); // the new one starts as the old one is being cancelled
   }, 40_000);
 
   it('serves keys fairly: a key with 1,000 waiting runs delays another key\'s run by a few starts at most', async () => {
