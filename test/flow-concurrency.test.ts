@@ -38,8 +38,13 @@ describeEachBackend('concurrency keys', (backend) => {
 
   it('queues runs of a key in order (strategy queue) and says why a run waits', async () => {
     const wf: WorkflowDefinition = { name: 'one-at-a-time', concurrency: { key: 'input.account', limit: 1 }, steps: [{ name: 'work', processor: 'slow' }] };
-    await engine.startWorker({ workflows: [wf], processors: { slow: async (ctx: any) => { await pause(Number(ctx.input.ms), ctx.signal); return null; } }, concurrency: 10 });
-    const first = await engine.drover.createRun({ workflow: 'one-at-a-time', input: { account: 'x', ms: 1500 } });
+    let release = false; // the first run holds its place until the test has seen the second one wait
+    await engine.startWorker({ workflows: [wf], processors: { slow: async (ctx: any) => {
+      while (ctx.input.hold && !release && !ctx.signal.aborted) await sleep(20);
+      await pause(Number(ctx.input.ms), ctx.signal);
+      return null;
+    } }, concurrency: 10 });
+    const first = await engine.drover.createRun({ workflow: 'one-at-a-time', input: { account: 'x', ms: 10, hold: true } });
     const second = await engine.drover.createRun({ workflow: 'one-at-a-time', input: { account: 'x', ms: 10 } });
     const other = await engine.drover.createRun({ workflow: 'one-at-a-time', input: { account: 'y', ms: 10 } });
     // Another key's run does not wait behind x's.
@@ -47,6 +52,7 @@ describeEachBackend('concurrency keys', (backend) => {
     const waiting = await engine.drover.getRun(second.id);
     expect(waiting.status).toBe('pending');
     expect(waiting.steps[0]).toMatchObject({ status: 'queued', waitingFor: 'concurrency key account=x (1/1 runs running)' });
+    release = true;
     expect((await engine.drover.waitForRun(second.id, { timeoutMs: 20_000 })).status).toBe('succeeded');
     const [a, b] = [await engine.drover.getRun(first.id), await engine.drover.getRun(second.id)];
     expect(Date.parse(b.startedAt!)).toBeGreaterThanOrEqual(Date.parse(a.finishedAt!));
@@ -133,7 +139,7 @@ describeEachBackend('concurrency keys', (backend) => {
     } } });
     const a = await engine.drover.createRun({ workflow: 'resumable', input: { k: 1, first: true } });
     expect((await engine.drover.waitForRun(a.id, { timeoutMs: 10_000 })).status).toBe('failed');
-    const b = await engine.drover.createRun({ workflow: 'resumable', input: { k: 1, ms: 1500 } });
+    const b = await engine.drover.createRun({ workflow: 'resumable', input: { k: 1, ms: 3000 } });
     await eventually(async () => (await engine.drover.getRun(b.id)).status === 'running', 10_000, 'b running');
     fail = false;
     await engine.drover.retryRun(a.id);
