@@ -4,6 +4,7 @@ import { startServer, type DroverServer } from '../src/http/server';
 import { workflow } from '../src/workflows/builder';
 import { resolveWorkflow } from '../src/workflows/definitions';
 import { createEngine, type EngineHarness } from './helpers/engine';
+import { describeEachBackend } from './helpers/env';
 import { http } from './helpers/server-process';
 
 const ORDER_SCHEMA = {
@@ -37,11 +38,11 @@ describe('input schemas in definitions', () => {
   });
 });
 
-describe('runs whose input does not match the schema', () => {
+describeEachBackend('runs whose input does not match the schema', (backend) => {
   let engine: EngineHarness;
   let server: DroverServer;
   beforeAll(async () => {
-    engine = await createEngine('redis');
+    engine = await createEngine(backend);
     await engine.startWorker({
       workflows: [typedSignup(), { name: 'order', inputSchema: ORDER_SCHEMA, steps: [{ name: 'a', processor: 'order.a' }] }],
       processors: { 'order.a': async (ctx) => ({ lines: (ctx.input.items as unknown[]).length }) },

@@ -1,6 +1,6 @@
 import { ApiKeyStore } from '../src/auth/api-keys';
 import { startServer, type DroverServer } from '../src/http/server';
-import { MAX_LOG_PAGE } from '../src/steps/step-logs';
+import { MAX_LOG_LINE_CHARS, MAX_LOG_LINES_PER_ATTEMPT, MAX_LOG_PAGE } from '../src/steps/step-logs';
 import { createEngine, type EngineHarness } from './helpers/engine';
 import { describeEachBackend } from './helpers/env';
 import { http } from './helpers/server-process';
@@ -21,12 +21,18 @@ describeEachBackend('step logs and output bounds', (backend) => {
         { name: 'talk', steps: [{ name: 'chat', processor: 'chat' }] },
         { name: 'big', steps: [{ name: 'huge', processor: 'huge', attempts: 3, backoff: { type: 'fixed', delayMs: 10 } }] },
         { name: 'fits', steps: [{ name: 'edge', processor: 'edge' }, { name: 'sink', processor: 'edge', dependsOn: ['edge'] }] },
+        { name: 'chatty', steps: [{ name: 'flood', processor: 'flood' }] },
       ],
       processors: {
         chat: async (ctx) => { for (let i = 0; i < 250; i++) ctx.log(`line ${i}`); return { said: 250 }; },
         huge: async () => { calls.huge = (calls.huge ?? 0) + 1; return { blob: 'x'.repeat(2000) }; },
         // 1000 bytes exactly: {"s":"…"} is 8 bytes of punctuation and key.
         edge: async () => ({ s: 'y'.repeat(992) }),
+        flood: async (ctx) => {
+          ctx.log(`${'z'.repeat(MAX_LOG_LINE_CHARS + 100)}\u0000`);
+          for (let i = 1; i < MAX_LOG_LINES_PER_ATTEMPT + 50; i++) ctx.log(`line ${i}`);
+          return null;
+        },
       },
     });
     auth = { authorization: `Bearer ${(await new ApiKeyStore(engine.sql).create('logs', { scope: 'read' })).key}` };
@@ -68,6 +74,17 @@ describeEachBackend('step logs and output bounds', (backend) => {
     const audit = (await api(`/api/runs/${run.id}/audit`)).body.items;
     expect(audit.some((e: { type: string }) => e.type === 'step.log')).toBe(false);
   });
+
+  it('keeps at most 10,000 lines of 8 KiB per attempt, and says when it dropped the rest', async () => {
+    const run = await engine.drover.waitForRun((await engine.drover.createRun({ workflow: 'chatty' })).id, { timeoutMs: 60_000 });
+    expect(run.status).toBe('succeeded');
+    const [{ n }] = await engine.sql.query(`SELECT count(*)::int AS n FROM drover.step_logs WHERE run_id = $1`, [run.id]);
+    expect(n).toBe(MAX_LOG_LINES_PER_ATTEMPT + 1);
+    const [first] = (await api(`/api/runs/${run.id}/steps/flood/logs?limit=1`)).body.items;
+    expect(first.message).toBe('z'.repeat(MAX_LOG_LINE_CHARS));
+    const [last] = await engine.sql.query(`SELECT message FROM drover.step_logs WHERE run_id = $1 ORDER BY id DESC LIMIT 1`, [run.id]);
+    expect(last.message).toBe(`(more than ${MAX_LOG_LINES_PER_ATTEMPT} lines: the rest of this attempt's log is dropped)`);
+  }, 90_000);
 
   it('fails a step whose output is over DROVER_MAX_OUTPUT_BYTES at once, without retries, with a clear error', async () => {
     const run = await engine.drover.waitForRun((await engine.drover.createRun({ workflow: 'big' })).id);

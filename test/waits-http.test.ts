@@ -2,7 +2,7 @@ import { ApiKeyStore } from '../src/auth/api-keys';
 import { DroverClient } from '../src/client/client';
 import type { WorkflowDefinition } from '../src/types';
 import { createEngine, type EngineHarness } from './helpers/engine';
-import { redisUrlFor } from './helpers/env';
+import { describeEachBackend, redisUrlFor } from './helpers/env';
 import { cliEnv, http, runCli, spawnDrover, type DroverProcess } from './helpers/server-process';
 import { waitForEvent } from './helpers/waits';
 
@@ -12,7 +12,7 @@ const approval: WorkflowDefinition = {
 };
 
 // The signal surface over HTTP, the client and the CLI, as users reach it: the compiled server and CLI.
-describe('signals over HTTP, DroverClient and the CLI', () => {
+describeEachBackend('signals over HTTP, DroverClient and the CLI', (backend) => {
   jest.setTimeout(120_000);
   let engine: EngineHarness;
   let server: DroverProcess;
@@ -22,13 +22,13 @@ describe('signals over HTTP, DroverClient and the CLI', () => {
     http(`${server.url}${path}`, { method: 'POST', ...init, headers: { authorization: `Bearer ${key}`, ...(init.headers as Record<string, string> ?? {}) } });
 
   beforeAll(async () => {
-    engine = await createEngine('redis');
+    engine = await createEngine(backend);
     await engine.startWorker({ workflows: [approval], processors: { ship: async (ctx: any) => ({ shipped: ctx.parents.approve }) } });
     const keys = new ApiKeyStore(engine.sql);
     producer = (await keys.create('reviewer', { scope: 'producer' })).key;
     reader = (await keys.create('watcher', { scope: 'read' })).key;
     server = await spawnDrover(['server'], cliEnv({
-      DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor('redis'), PORT: '0', DROVER_NAMESPACE: engine.namespace,
+      DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor(backend), PORT: '0', DROVER_NAMESPACE: engine.namespace,
     }));
   });
   afterAll(async () => {
@@ -85,7 +85,7 @@ describe('signals over HTTP, DroverClient and the CLI', () => {
     expect(sent).toMatchObject({ signal: 'approved', first: true, actor: 'api:reviewer' });
     expect((await client.waitForRun(viaClient.id, { timeoutMs: 10_000 })).steps[0].output).toBe('from the client');
 
-    const env = cliEnv({ DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor('redis'), DROVER_NAMESPACE: engine.namespace });
+    const env = cliEnv({ DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor(backend), DROVER_NAMESPACE: engine.namespace });
     const viaCli = await engine.drover.createRun({ workflow: 'approval' });
     await waitForEvent(engine, viaCli.id, 'step.waiting', 'approve');
     const text = await runCli(['runs', 'signal', viaCli.id, 'approved', '--payload', '{"by":"cli"}'], env);
