@@ -153,6 +153,15 @@ export async function checkInvariants(pool: Pool, backend: QueueBackend, records
   const { rows: dupKeys } = await pool.query(`
     SELECT idempotency_key, count(*)::int AS n FROM drover.runs WHERE idempotency_key IS NOT NULL GROUP BY 1 HAVING count(*) > 1`);
   for (const d of dupKeys) add(`idempotency: key ${d.idempotency_key} made ${d.n} runs`);
+  // A child-run step starts one child per round of attempts (its first, and one per resume of its run):
+  // a replayed or taken-over step finds its child instead of starting another.
+  const { rows: children } = await pool.query(`
+    SELECT k.parent_step_id, k.n, k.resumes FROM (
+      SELECT c.parent_step_id, count(*)::int AS n,
+             (SELECT count(*)::int FROM drover.audit_events e WHERE e.run_id = c.parent_run_id AND e.type = 'run.retried') AS resumes
+        FROM drover.runs c WHERE c.parent_step_id IS NOT NULL GROUP BY c.parent_step_id, c.parent_run_id) k
+     WHERE k.n > 1 + k.resumes`);
+  for (const c of children) add(`child runs: step ${c.parent_step_id} started ${c.n} children in ${1 + c.resumes} round(s) of attempts`);
 
   // Causal order per step (and no success twice, or after a cancel), replaying the audit trail.
   const { rows: events } = await pool.query(`
