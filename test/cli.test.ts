@@ -128,4 +128,16 @@ describe('the drover command line', () => {
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
     expect(await server.stop('SIGINT')).toBe(0);
   });
+
+  it('server and worker print one line of JSON with --json once ready', async () => {
+    const server = await spawnDrover(['server', '--json'], { ...env, PORT: '0' }, { ready: /^\{"url":"(http:\/\/[^"]+)"\}\n/ });
+    expect(JSON.parse(server.stdout())).toEqual({ url: server.url });
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    const worker = await spawnDrover(['worker', '--json', '--module', path.join(FIXTURES, 'typed.ts'), '--queues', 'typed', '--concurrency', '3'], env, {
+      ready: /^\{"id":"([^"]+)".*\}\n/,
+    });
+    expect(JSON.parse(worker.stdout())).toEqual({ id: worker.url, queues: ['typed'], concurrency: 3, metrics: null });
+    expect(await worker.stop('SIGTERM')).toBe(0);
+    expect(await server.stop('SIGTERM')).toBe(0);
+  });
 });

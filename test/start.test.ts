@@ -84,4 +84,22 @@ describe('drover start (embedded default)', () => {
     proc = undefined;
     expect(postgresOf(path.join(dir, 'pg'))).toEqual([]);
   }, 120_000);
+
+  it('with --json prints one line of JSON once started (the key made on a first start in it), and nothing else on stdout', async () => {
+    const jsonDir = path.join(dir, 'json');
+    proc = await spawnDrover(['start', '--json'], cliEnv({ DROVER_DATA_DIR: jsonDir, PORT: '0' }), { ready: /^\{.*\}\n/, timeoutMs: 60_000 });
+    const lines = proc.stdout().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const info = JSON.parse(lines[0]);
+    expect(info).toMatchObject({
+      url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/), auth: true, apiKey: expect.stringMatching(/^drv_/),
+      worker: { id: expect.any(String), queues: ['default'] }, embeddedPostgres: { dataDir: jsonDir, port: expect.any(Number) },
+    });
+    expect(info.bullBoard).toBe(`${info.url}/admin/queues`);
+    const runs = await http(`${info.url}/api/runs`, { headers: { authorization: `Bearer ${info.apiKey}` } });
+    expect(runs.status).toBe(200);
+    expect(await proc.stop('SIGTERM')).toBe(0);
+    proc = undefined;
+    expect(postgresOf(path.join(jsonDir, 'pg'))).toEqual([]);
+  }, 90_000);
 });

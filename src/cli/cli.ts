@@ -245,7 +245,8 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
   program.command('start')
     .description('all in one: Postgres (embedded when DATABASE_URL is unset), migrations, API server, Bull Board and a worker')
     .option('-m, --module <path>', 'a module of workflows and processors (CommonJS or ESM: .js, .cjs, .mjs, .ts or .mts) for the worker')
-    .action(action(async (config, logger, opts: { module?: string }) => {
+    .option('--json', 'once started, print one line of JSON (the URLs, the worker, the first-start key) instead of the banner')
+    .action(action(async (config, logger, opts: { module?: string; json?: boolean }) => {
       const { startAll, StartAborted } = await lazy.start();
       warnAuthOff(config, logger, io);
       // Listening from the start: a signal while starting stops what was started (the embedded Postgres too).
@@ -253,7 +254,7 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
       void untilSignal(io).then(() => stopping.abort());
       return withTracing(config, 'drover', async (tracing) => {
         try {
-          const started = await startAll({ config, logger, module: opts.module, print: (line) => io.out(line), signal: stopping.signal, tracing });
+          const started = await startAll({ config, logger, module: opts.module, print: (line) => io.out(line), json: opts.json, signal: stopping.signal, tracing });
           if (!stopping.signal.aborted) await new Promise((resolve) => stopping.signal.addEventListener('abort', resolve, { once: true }));
           await started.close();
         } catch (error) {
@@ -265,7 +266,8 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
 
   program.command('server')
     .description('the API server, Bull Board and /health, /ready, /metrics (no worker)')
-    .action(action(async (config, logger) => {
+    .option('--json', 'once listening, print one line of JSON ({"url"}) instead of the line of text')
+    .action(action(async (config, logger, opts: { json?: boolean }) => {
       warnAuthOff(config, logger, io);
       const { assertMigrated, startServer } = await lazy.server();
       return withTracing(config, 'drover-server', (tracing) => withDrover(config, logger, async (drover) => {
@@ -277,7 +279,7 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
           bullBoard: config.bullBoard, metricsAuth: config.metricsAuth,
         });
         const maintenance = drover.startMaintenance();
-        io.out(`drover server listening on ${server.url}`);
+        io.out(opts.json ? JSON.stringify({ url: server.url }) : `drover server listening on ${server.url}`);
         logger.info({ url: server.url, queueBackend: drover.queues.kind }, 'server listening');
         await untilSignal(io);
         await server.close();
@@ -292,7 +294,8 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
     .option('-q, --queues <a,b>', 'queues to consume (default: every queue the module\'s workflows use)', queueList)
     .option('-c, --concurrency <n>', 'steps run at once per queue', wholeNumber(1, 10_000), 10)
     .option('--metrics-port <port>', 'serve this worker\'s /metrics and /health on this port (on HOST); default: none', wholeNumber(1, 65_535))
-    .action(action(async (config, logger, opts: { module: string; queues?: string[]; concurrency: number; metricsPort?: number }) => {
+    .option('--json', 'once running, print one line of JSON ({"id", "queues", "concurrency", "metrics"}) instead of the line of text')
+    .action(action(async (config, logger, opts: { module: string; queues?: string[]; concurrency: number; metricsPort?: number; json?: boolean }) => {
       const mod = await (await lazy.moduleLoader()).loadUserModule(opts.module, { logger });
       const { Metrics } = await lazy.metrics();
       const metrics = new Metrics();
@@ -307,7 +310,9 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
           : await (await lazy.metricsServer()).startMetricsServer({ metrics, port: opts.metricsPort, host: config.host });
         try {
           await worker.run();
-          io.out(`drover worker ${worker.id} consuming ${worker.queues.join(', ')} (concurrency ${worker.concurrency})${metricsServer ? `; metrics on ${metricsServer.url}/metrics` : ''}`);
+          io.out(opts.json
+            ? JSON.stringify({ id: worker.id, queues: worker.queues, concurrency: worker.concurrency, metrics: metricsServer ? `${metricsServer.url}/metrics` : null })
+            : `drover worker ${worker.id} consuming ${worker.queues.join(', ')} (concurrency ${worker.concurrency})${metricsServer ? `; metrics on ${metricsServer.url}/metrics` : ''}`);
           await untilSignal(io);
           await worker.close();
         } finally {

@@ -18,10 +18,27 @@ export interface StartOptions {
   logger: Logger;
   /** Where the URLs are printed. Default stdout. */
   print?: (line: string) => void;
+  /** Print one JSON line (`StartedInfo`) once started, instead of the banner. Default false. */
+  json?: boolean;
   /** Aborting it (a signal while starting) stops what was started and rejects with `StartAborted`. */
   signal?: AbortSignal;
   /** OpenTelemetry tracing for the Drover and its worker. Default none (off). */
   tracing?: Tracing;
+}
+
+/** What `drover start --json` prints once started: one line of JSON. */
+export interface StartedInfo {
+  url: string;
+  dashboard: string;
+  api: string;
+  bullBoard: string;
+  metrics: string;
+  worker: { id: string; queues: string[] };
+  /** The embedded Postgres, when `DATABASE_URL` is unset. */
+  embeddedPostgres: { dataDir: string; port: number } | null;
+  auth: boolean;
+  /** The key made on the first start (printed only then); null otherwise. */
+  apiKey: string | null;
 }
 
 /** `startAll` was aborted before it finished starting; what it had started is stopped. */
@@ -72,9 +89,9 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
     let embedded: EmbeddedDatabase | undefined;
     let databaseUrl = config.databaseUrl;
     if (!databaseUrl) {
-      embedded = await part(startEmbeddedDatabase(config.dataDir, print), (e) => e.stop());
+      embedded = await part(startEmbeddedDatabase(config.dataDir, options.json ? (line) => process.stderr.write(`${line}\n`) : print), (e) => e.stop());
       databaseUrl = embedded.url;
-      print(`embedded Postgres in ${config.dataDir} (port ${embedded.server.port})`);
+      if (!options.json) print(`embedded Postgres in ${config.dataDir} (port ${embedded.server.port})`);
     }
     const directUrl = config.databaseUrl ? config.databaseDirectUrl : undefined;
     await step(migrate(directUrl ?? databaseUrl, { queueBackend: config.redisUrl ? 'redis' : 'postgres' }));
@@ -97,13 +114,22 @@ export async function startAll(options: StartOptions): Promise<StartedDrover> {
     }), (s) => s.close());
     const maintenance = drover.startMaintenance();
     stack.push(() => maintenance.stop());
+    const key = config.auth ? await firstStartKey(drover.apiKeys) : undefined;
+    if (options.json) {
+      const info: StartedInfo = {
+        url: server.url, dashboard: `${server.url}/`, api: `${server.url}/api/runs`, bullBoard: `${server.url}/admin/queues`, metrics: `${server.url}/metrics`,
+        worker: { id: worker.id, queues: worker.queues }, embeddedPostgres: embedded ? { dataDir: config.dataDir, port: embedded.server.port } : null,
+        auth: config.auth, apiKey: key ?? null,
+      };
+      print(JSON.stringify(info));
+      return { url: server.url, databaseUrl, drover, server, worker, close };
+    }
     print(`drover listening on ${server.url}`);
     print(`  dashboard    ${server.url}/   (sign in with the API key at ${server.url}/login)`);
     print(`  API          ${server.url}/api/runs`);
     print(`  Bull Board   ${server.url}/admin/queues`);
     print(`  metrics      ${server.url}/metrics`);
     print(`  worker       ${worker.id} on queues ${worker.queues.join(', ')}`);
-    const key = config.auth ? await firstStartKey(drover.apiKeys) : undefined;
     if (!config.auth) {
       print('  auth         OFF (DROVER_AUTH=off): for local development only');
     } else if (key) {
