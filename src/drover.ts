@@ -347,7 +347,7 @@ export class Drover {
     });
   }
 
-  /** The runs with audit events after an event id (null: just the current highest id), for the dashboard's live feed. */
+  /** The runs with audit events after an event id (null: a baseline, the current highest id and the events just before it), for the dashboard's live feed. */
   runsChangedSince(afterId: string | null): Promise<RunsChanged> {
     return runsChangedSince(this.sql, afterId);
   }

@@ -45,6 +45,11 @@ describe('the CLI on the embedded database (no DATABASE_URL)', () => {
     const listed = await runCli(['keys', 'list', '--json'], fresh, { cwd: dir });
     expect([listed.code, JSON.parse(listed.stdout).map((k: any) => k.name)]).toEqual([0, ['before-start']]);
     expect(postgresOf(path.join(dir, 'fresh', 'pg'))).toEqual([]);
+    // migrate on a fresh data dir makes the database and says which migrations it applied.
+    const migrated = await runCli(['migrate', '--json'], cliEnv({ DROVER_DATA_DIR: path.join(dir, 'fresh-migrate'), PORT: '0' }), { cwd: dir });
+    expect(migrated.code).toBe(0);
+    expect(migrated.stderr).toContain('drover: made a new drover database in ./fresh-migrate (DROVER_DATA_DIR)');
+    expect(JSON.parse(migrated.stdout).applied.length).toBeGreaterThan(10);
   });
 
   it('uses the Postgres of a running drover start, then starts and stops its own when none runs', async () => {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Drover } from '../src/drover';
+import { eventually } from './helpers/engine';
 import { createEmptyDatabase, createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
 import { cliEnv, runCli, spawnDrover, type CliResult } from './helpers/server-process';
 
@@ -130,14 +131,23 @@ describe('the drover command line', () => {
   });
 
   it('server and worker print one line of JSON with --json once ready', async () => {
-    const server = await spawnDrover(['server', '--json'], { ...env, PORT: '0' }, { ready: /^\{"url":"(http:\/\/[^"]+)"\}\n/ });
+    // LOG_LEVEL=info: the server logs as it starts, on stderr, so stdout is the JSON alone.
+    const server = await spawnDrover(['server', '--json'], { ...env, PORT: '0', LOG_LEVEL: 'info' }, { ready: /^\{"url":"(http:\/\/[^"]+)"\}$/m });
     expect(JSON.parse(server.stdout())).toEqual({ url: server.url });
+    await eventually(() => server.stderr().includes('"msg":"server listening"'), 5000, 'the log line on stderr');
+    expect(server.stdout().trim().split('\n')).toHaveLength(1);
     expect((await fetch(`${server.url}/health`)).status).toBe(200);
     const worker = await spawnDrover(['worker', '--json', '--module', path.join(FIXTURES, 'typed.ts'), '--queues', 'typed', '--concurrency', '3'], env, {
-      ready: /^\{"id":"([^"]+)".*\}\n/,
+      ready: /^\{"id":"([^"]+)".*\}$/m,
     });
-    expect(JSON.parse(worker.stdout())).toEqual({ id: worker.url, queues: ['typed'], concurrency: 3, metrics: null });
-    expect(await worker.stop('SIGTERM')).toBe(0);
-    expect(await server.stop('SIGTERM')).toBe(0);
+    try {
+      expect(JSON.parse(worker.stdout())).toEqual({ id: worker.url, queues: ['typed'], concurrency: 3, metrics: null });
+      // Stopped once it is registered and heartbeating, as the text-mode test stops it after a run.
+      await eventually(async () => (await drover.listWorkers()).find((w) => w.id === worker.url)?.status === 'active', 10_000, 'the worker active');
+    } finally {
+      // The exit code with what the processes said, so an unclean stop shows why.
+      expect({ code: await worker.stop('SIGTERM'), stderr: worker.stderr() }).toEqual({ code: 0, stderr: expect.stringContaining('shutting down') });
+      expect({ code: await server.stop('SIGTERM'), stderr: server.stderr() }).toEqual({ code: 0, stderr: expect.stringContaining('shutting down') });
+    }
   });
 });

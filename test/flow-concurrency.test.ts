@@ -132,19 +132,21 @@ describeEachBackend('concurrency keys', (backend) => {
   it('a resumed run asks for its place again (it does not run beside the key\'s holder)', async () => {
     const wf: WorkflowDefinition = { name: 'resumable', concurrency: { key: 'input.k', limit: 1 }, steps: [{ name: 'work', processor: 'maybe', attempts: 1 }] };
     let fail = true;
+    let release = false; // b holds its place until the test has seen a wait
     await engine.startWorker({ workflows: [wf], processors: { maybe: async (ctx: any) => {
       if (ctx.input.first && fail) throw new Error('first try fails');
-      await pause(Number(ctx.input.ms ?? 10), ctx.signal);
+      while (ctx.input.hold && !release && !ctx.signal.aborted) await sleep(20);
       return null;
     } } });
     const a = await engine.drover.createRun({ workflow: 'resumable', input: { k: 1, first: true } });
     expect((await engine.drover.waitForRun(a.id, { timeoutMs: 10_000 })).status).toBe('failed');
-    const b = await engine.drover.createRun({ workflow: 'resumable', input: { k: 1, ms: 3000 } });
+    const b = await engine.drover.createRun({ workflow: 'resumable', input: { k: 1, hold: true } });
     await eventually(async () => (await engine.drover.getRun(b.id)).status === 'running', 10_000, 'b running');
     fail = false;
     await engine.drover.retryRun(a.id);
     const resumed = await engine.drover.getRun(a.id);
     expect(resumed.steps[0]).toMatchObject({ status: 'queued', waitingFor: 'concurrency key k=1 (1/1 runs running)' });
+    release = true;
     expect((await engine.drover.waitForRun(a.id, { timeoutMs: 15_000 })).status).toBe('succeeded');
     // a's second attempt started only once b had finished.
     const starts = (await engine.drover.getAudit(a.id)).items.filter((e) => e.type === 'step.started');

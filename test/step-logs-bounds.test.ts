@@ -29,7 +29,7 @@ describeEachBackend('step logs and output bounds', (backend) => {
         // 1000 bytes exactly: {"s":"…"} is 8 bytes of punctuation and key.
         edge: async () => ({ s: 'y'.repeat(992) }),
         flood: async (ctx) => {
-          ctx.log(`${'z'.repeat(MAX_LOG_LINE_CHARS + 100)}\u0000`);
+          ctx.log(`z\u0000${'z'.repeat(MAX_LOG_LINE_CHARS + 100)}`); // a NUL (Postgres text refuses it) and too long
           for (let i = 1; i < MAX_LOG_LINES_PER_ATTEMPT + 50; i++) ctx.log(`line ${i}`);
           return null;
         },
@@ -81,7 +81,7 @@ describeEachBackend('step logs and output bounds', (backend) => {
     const [{ n }] = await engine.sql.query(`SELECT count(*)::int AS n FROM drover.step_logs WHERE run_id = $1`, [run.id]);
     expect(n).toBe(MAX_LOG_LINES_PER_ATTEMPT + 1);
     const [first] = (await api(`/api/runs/${run.id}/steps/flood/logs?limit=1`)).body.items;
-    expect(first.message).toBe('z'.repeat(MAX_LOG_LINE_CHARS));
+    expect(first.message).toBe('z'.repeat(MAX_LOG_LINE_CHARS - 1));
     const [last] = await engine.sql.query(`SELECT message FROM drover.step_logs WHERE run_id = $1 ORDER BY id DESC LIMIT 1`, [run.id]);
     expect(last.message).toBe(`(more than ${MAX_LOG_LINES_PER_ATTEMPT} lines: the rest of this attempt's log is dropped)`);
   }, 90_000);

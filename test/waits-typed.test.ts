@@ -23,13 +23,19 @@ let alerted = 0;
 wf.onFailure(() => { alerted++; });
 
 const joined = workflow('typed-joins', { input: z.object({ fail: z.boolean() }) });
-const ok = joined.step('ok', {}, () => ({ n: 1 }));
+const okTries = new Map<string, number>();
+// Succeeds at its second attempt: a settled dependent sees no error of the first.
+const ok = joined.step('ok', { attempts: 2, backoff: { type: 'fixed', delayMs: 10 } }, ({ run }) => {
+  okTries.set(run.id, (okTries.get(run.id) ?? 0) + 1);
+  if (okTries.get(run.id) === 1) throw new Error('first attempt fails');
+  return { n: 1 };
+});
 const bad = joined.step('bad', { attempts: 1 }, ({ input }) => {
   if (input.fail) throw Object.assign(new Error('bad failed'), { retryable: false });
   return { n: 2 };
 });
 joined.step('settled', { parents: [ok, bad], join: 'all_settled' }, ({ parents }) => ({
-  ok: parents.ok.status, okN: parents.ok.output?.n ?? null, bad: parents.bad.status, why: parents.bad.error?.message ?? null,
+  ok: parents.ok.status, okN: parents.ok.output?.n ?? null, okError: parents.ok.error, bad: parents.bad.status, why: parents.bad.error?.message ?? null,
 }));
 joined.step('any', { parents: [ok, bad], join: 'any_succeeded' }, ({ parents }) => ({ ok: parents.ok?.n ?? null, bad: parents.bad?.n ?? null }));
 joined.step('all', { parents: [ok, bad] }, ({ parents }) => ({ sum: parents.ok.n + parents.bad.n }));
@@ -59,7 +65,7 @@ describeEachBackend('typed workflows with waits', (backend) => {
     const failed = await engine.drover.waitForRun((await engine.drover.start(joined, { fail: true })).id, { timeoutMs: 20_000 });
     const step = (name: string) => failed.steps.find((s) => s.name === name)!;
     expect(failed.status).toBe('failed');
-    expect(step('settled')).toMatchObject({ status: 'succeeded', output: { ok: 'succeeded', okN: 1, bad: 'failed', why: 'bad failed' } });
+    expect(step('settled')).toMatchObject({ status: 'succeeded', output: { ok: 'succeeded', okN: 1, okError: null, bad: 'failed', why: 'bad failed' } });
     expect(step('any')).toMatchObject({ status: 'succeeded', output: { ok: 1, bad: null } });
     expect(step('all').status).toBe('skipped');
     const passed = await engine.drover.waitForRun((await engine.drover.start(joined, { fail: false })).id, { timeoutMs: 20_000 });

@@ -230,7 +230,8 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
     async (...args: A): Promise<void> => {
       try {
         const config = loadConfig();
-        const logger = (await lazy.logger()).createLogger(config.logLevel, 'drover', undefined, { traceIds: Boolean(config.tracing) });
+        // With --json, stdout carries the JSON alone: log lines go to stderr.
+        const logger = (await lazy.logger()).createLogger(config.logLevel, 'drover', undefined, { traceIds: Boolean(config.tracing), stderr: result.json });
         result.code = await body(config, logger, ...args);
       } catch (error) {
         result.code = isUsageError(error) ? 2 : 1;
@@ -240,7 +241,11 @@ function buildProgram(io: Io, result: { code: number; json?: boolean }): Command
     };
   /** An action on the CLI's database (embedded or DATABASE_URL) through a Drover. */
   const onDatabase = <A extends unknown[]>(body: (drover: Drover, ...args: A) => Promise<number>, options: { initialise?: boolean } = {}) =>
-    action(async (config, logger, ...args: A) => withCliDatabase(config, io, (url) => withDrover(config, logger, (drover) => body(drover, ...args), url), options));
+    action(async (config, logger, ...args: A) => withCliDatabase(config, io, async (url) => {
+      // A command that may make the embedded database (keys create) migrates it first, as `npm start` would.
+      if (options.initialise && !config.databaseUrl) await (await lazy.migrations()).migrate(url, { queueBackend: config.redisUrl ? 'redis' : 'postgres' });
+      return withDrover(config, logger, (drover) => body(drover, ...args), url);
+    }, options));
 
   program.command('start')
     .description('all in one: Postgres (embedded when DATABASE_URL is unset), migrations, API server, Bull Board and a worker')

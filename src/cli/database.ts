@@ -25,8 +25,8 @@ function shown(dataDir: string): string {
  * that data dir, its Postgres is used as it is; when none runs, this starts
  * the embedded Postgres for the command and `close()` stops it again.
  * With `initialise` (`keys create`, `migrate`), a data dir that holds no
- * database yet gets one, migrated, as the first `drover start` would make it;
- * other commands refuse it, naming what to do.
+ * database yet gets one (the command migrates it, as the first `drover start`
+ * would); other commands refuse it, naming what to do.
  * Errors name `DROVER_DATA_DIR`, not a `DATABASE_URL` the user never set.
  */
 export async function openCliDatabase(config: DroverConfig, notice: (line: string) => void, options: { initialise?: boolean } = {}): Promise<CliDatabase> {
@@ -47,15 +47,6 @@ export async function openCliDatabase(config: DroverConfig, notice: (line: strin
   } catch (error) {
     throw new ConfigError(`cannot start the embedded Postgres in ${shown(dataDir)} (DROVER_DATA_DIR): ${(error as Error).message.split('\n')[0]}`);
   }
-  if (fresh) {
-    try {
-      const { migrate } = await import('../db/data-source');
-      await migrate(started.url, { queueBackend: config.redisUrl ? 'redis' : 'postgres' });
-    } catch (error) {
-      await started.stop();
-      throw error;
-    }
-    notice(`made a new drover database in ${shown(dataDir)} (DROVER_DATA_DIR); \`npm start\` uses it`);
-  }
+  if (fresh) notice(`made a new drover database in ${shown(dataDir)} (DROVER_DATA_DIR); \`npm start\` uses it`);
   return { url: started.url, started: true, close: () => started.stop() };
 }

@@ -167,8 +167,12 @@ export function dashboardRouter(options: DashboardOptions): Router {
       else {
         // A workspace-limited key hears only of its workspaces' runs (not even that others changed).
         queries.visibleRuns(change.runIds, workspaces).then((n) => {
-          if (n > 0 && open && !gone) res.write(`event: change\ndata: ${n}\n\n`);
-        }, (err) => logger.warn({ err }, 'could not read which changed runs a live list may see'));
+          if (n > 0 && open && !gone && !res.writableEnded) res.write(`event: change\ndata: ${n}\n\n`);
+        }, (err) => {
+          // Not known: the page refreshes, as after any change it could not read.
+          logger.warn({ err }, 'could not read which changed runs a live list may see');
+          if (open && !gone && !res.writableEnded) res.write('event: change\ndata: *\n\n');
+        });
       }
     }, () => { res.end(); });
     let gone = false;

@@ -126,7 +126,7 @@ export class Retention {
       const client = await this.deps.sql.pool.connect();
       return { client, close: async (broken) => client.release(broken) };
     }
-    const client = new Client({ connectionString: this.deps.directUrl, application_name: 'drover-retention' });
+    const client = new Client({ connectionString: this.deps.directUrl, application_name: 'drover-retention', connectionTimeoutMillis: 10_000 });
     client.on('error', () => undefined);
     try {
       await client.connect();

@@ -30,13 +30,16 @@ export function createLogger(level: LogLevel = 'info', name = 'drover', destinat
     // Only with tracing on: otherwise a log line costs nothing more.
     ...(options.traceIds ? { mixin: traceIdsOfActiveSpan } : {}),
   };
-  return destination ? pino(pinoOptions, destination) : pino(pinoOptions);
+  const to = destination ?? (options.stderr ? pino.destination(2) : undefined);
+  return to ? pino(pinoOptions, to) : pino(pinoOptions);
 }
 
 /** Options of `createLogger`. */
 export interface LoggerOptions {
   /** Add `trace_id` and `span_id` of the active span to each line written inside one. Default false (tracing off). */
   traceIds?: boolean;
+  /** Write to stderr instead of stdout (when stdout carries a command's JSON). Default false. */
+  stderr?: boolean;
 }
 
 /** The ids of the active OpenTelemetry span (none outside a recorded span). */

@@ -222,7 +222,7 @@ export class WaitStore {
       [childRunId, parent.runId, parent.id]);
   }
 
-  /** The parents of a map element (its map step's), or of an `all_settled` step (each `{status, output, error}`). */
+  /** The parents of a map element (its map step's), or of an `all_settled` step (each `{status, output, error}`; `error` only of a failed one, not an earlier attempt's). */
   async preparedParents(stepId: string, element: boolean): Promise<Record<string, unknown>> {
     const [row] = element
       ? await this.sql.query(`
@@ -231,7 +231,7 @@ export class WaitStore {
             JOIN drover.steps p ON p.run_id = m.run_id AND p.name = ANY (m.depends_on) AND p.map_of IS NULL
            WHERE e.id = $1`, [stepId])
       : await this.sql.query(`
-          SELECT COALESCE(jsonb_object_agg(p.name, jsonb_build_object('status', p.status, 'output', p.output, 'error', p.error)), '{}'::jsonb) AS parents
+          SELECT COALESCE(jsonb_object_agg(p.name, jsonb_build_object('status', p.status, 'output', p.output, 'error', CASE WHEN p.status = 'failed' THEN p.error END)), '{}'::jsonb) AS parents
             FROM drover.steps s JOIN drover.steps p ON p.run_id = s.run_id AND p.name = ANY (s.depends_on)
            WHERE s.id = $1`, [stepId]);
     return row?.parents ?? {};
