@@ -5,6 +5,7 @@ import { appendEvents } from '../src/audit/audit';
 import { RunChangeFeed, type RunChange } from '../src/dashboard/run-changes';
 import { createApp, type DroverApp } from '../src/http/app';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';
+import { openEventStream } from './helpers/web';
 
 /** The dashboard's live path: audit trigger → one LISTEN per process → every event stream. */
 describe('run change notifications', () => {
@@ -77,20 +78,7 @@ describe('run change notifications', () => {
     });
 
     /** Opens `/events…` and collects what it sends until aborted. */
-    const open = async (path: string) => {
-      const abort = new AbortController();
-      const res = await fetch(`${url}${path}`, { signal: abort.signal });
-      let text = '';
-      const reading = (async () => {
-        const decoder = new TextDecoder();
-        try {
-          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk);
-        } catch {
-          // aborted
-        }
-      })();
-      return { res, text: () => text, reading, close: async () => { abort.abort(); await reading; } };
-    };
+    const open = (path: string) => openEventStream(`${url}${path}`);
 
     it('serves every browser from one LISTEN connection, sends heartbeats, filters by run, and cleans up on disconnect', async () => {
       const run = randomUUID();

@@ -3,7 +3,7 @@ import { startServer, type DroverServer } from '../src/http/server';
 import { eventually, sleep } from './helpers/engine';
 import { createTestDatabase, testRedisUrl, uniqueNamespace } from './helpers/env';
 import { http } from './helpers/server-process';
-import { signIn } from './helpers/web';
+import { openEventStream, signIn } from './helpers/web';
 
 /** The runs dashboard's reads and actions keep a workspace-limited key inside its workspaces. */
 describe('the dashboard and workspace-limited keys', () => {
@@ -80,23 +80,11 @@ describe('the dashboard and workspace-limited keys', () => {
   });
 
   it('the live list stream tells a limited key of its workspaces\' runs only (not even a count of the others)', async () => {
-    const open = async (key: string, path = '/events') => {
-      const abort = new AbortController();
-      const res = await fetch(`${server.url}${path}`, { headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream' }, signal: abort.signal });
-      let text = '';
-      const reading = (async () => {
-        try {
-          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += Buffer.from(chunk).toString('utf8');
-        } catch {
-          // aborted
-        }
-      })();
-      return { status: res.status, text: () => text, close: async () => { abort.abort(); await reading; } };
-    };
+    const open = (key: string, path = '/events') => openEventStream(`${server.url}${path}`, { authorization: `Bearer ${key}`, accept: 'text/event-stream' });
     const globex = (await drover.createRun({ workflow: 'one', workspace: 'globex' })).id;
     const [own, other] = await Promise.all([open(limited), open(everyWorkspace, `/events?run=${globex}`)]);
     try {
-      expect([own.status, other.status]).toEqual([200, 200]);
+      expect([own.res.status, other.res.status]).toEqual([200, 200]);
       await eventually(() => own.text().includes('retry:') && other.text().includes('retry:'), 5000, 'both streams open');
       await sleep(1500); // what the earlier tests did is told by now
       const [ownMark, otherMark] = [own.text().length, other.text().length];

@@ -4,11 +4,10 @@ import { ApiKeyStore } from '../src/auth/api-keys';
 import { NonRetryableError } from '../src/errors';
 import { demoProcessors, demoWorkflows } from '../src/processors/demo';
 import type { ProcessorContext } from '../src/types';
-import { launchBrowser, screenshotDir, signIn, type TestBrowser } from './helpers/browser';
+import { launchBrowser, openSignedInConsole, screenshotDir, signIn, type SignedInConsole, type TestBrowser } from './helpers/browser';
 import { createEngine, eventually, type EngineHarness } from './helpers/engine';
-import { redisUrlFor } from './helpers/env';
 import { echo, sleep } from './helpers/fixtures';
-import { cliEnv, http, spawnDrover, type DroverProcess } from './helpers/server-process';
+import { http, type DroverProcess } from './helpers/server-process';
 
 
 const workflows = [
@@ -30,6 +29,7 @@ describe('the runs dashboard in a browser', () => {
   let server: DroverProcess;
   let browser: TestBrowser;
   let key: string;
+  let web: SignedInConsole;
   let failBreaks = true;
   const api = (p: string, init: Parameters<typeof http>[1] = {}) =>
     http(`${server.url}${p}`, { ...init, headers: { authorization: `Bearer ${key}`, ...(init.headers as Record<string, string> | undefined) } });
@@ -46,16 +46,11 @@ describe('the runs dashboard in a browser', () => {
         breaks: async () => { if (failBreaks) throw new NonRetryableError('broken on purpose'); return { fixed: true }; },
       },
     });
-    key = (await new ApiKeyStore(engine.sql).create('dash-test')).key;
-    server = await spawnDrover(['server'], cliEnv({
-      DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor('redis'), PORT: '0', DROVER_NAMESPACE: engine.namespace,
-    }));
-    browser = await launchBrowser();
-    await signIn(browser.context, server.url, key);
+    web = await openSignedInConsole(engine, 'dash-test');
+    ({ server, browser, key } = web);
   });
   afterAll(async () => {
-    await browser?.close();
-    const code = await server?.stop();
+    const code = await web?.close();
     await engine?.close();
     expect(code).toBe(0);
   });

@@ -1,12 +1,10 @@
 import * as path from 'node:path';
 import type { Page } from 'playwright-core';
-import { ApiKeyStore } from '../src/auth/api-keys';
 import type { WorkflowDefinition } from '../src/types';
-import { launchBrowser, screenshotDir, signIn, type TestBrowser } from './helpers/browser';
+import { openSignedInConsole, screenshotDir, type SignedInConsole, type TestBrowser } from './helpers/browser';
 import { createEngine, type EngineHarness } from './helpers/engine';
-import { redisUrlFor } from './helpers/env';
 import { sleep } from './helpers/fixtures';
-import { cliEnv, spawnDrover, type DroverProcess } from './helpers/server-process';
+import type { DroverProcess } from './helpers/server-process';
 import { waitForEvent } from './helpers/waits';
 
 const workflows: WorkflowDefinition[] = [
@@ -36,6 +34,7 @@ describe('waits on the run page in a browser', () => {
   let engine: EngineHarness;
   let server: DroverProcess;
   let browser: TestBrowser;
+  let web: SignedInConsole;
   const shot = (page: Page, name: string) => page.screenshot({ path: path.join(screenshotDir(), `${name}.png`), fullPage: true });
 
   beforeAll(async () => {
@@ -51,16 +50,11 @@ describe('waits on the run page in a browser', () => {
         fetch: async () => ({ ok: true }),
       },
     });
-    const key = (await new ApiKeyStore(engine.sql).create('dash-reviewer')).key;
-    server = await spawnDrover(['server'], cliEnv({
-      DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor('redis'), PORT: '0', DROVER_NAMESPACE: engine.namespace,
-    }));
-    browser = await launchBrowser();
-    await signIn(browser.context, server.url, key);
+    web = await openSignedInConsole(engine, 'dash-reviewer');
+    ({ server, browser } = web);
   });
   afterAll(async () => {
-    await browser?.close();
-    const code = await server?.stop();
+    const code = await web?.close();
     await engine?.close();
     expect(code).toBe(0);
   });

@@ -2,6 +2,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
+import { ApiKeyStore } from '../../src/auth/api-keys';
+import type { EngineHarness } from './engine';
+import { redisUrlFor } from './env';
+import { cliEnv, spawnDrover, type DroverProcess } from './server-process';
 
 /** Debian's Chromium (`apt-get install -y chromium`; `.ci/run` installs it when missing). */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -75,4 +79,33 @@ export function screenshotDir(): string {
   const dir = process.env.DROVER_SCREENSHOTS_DIR ?? path.join(os.tmpdir(), 'drover-screenshots');
   fs.mkdirSync(dir, { recursive: true });
   return dir;
+}
+
+/** A `drover server` on an engine's database and a Chromium signed in to it (see `openSignedInConsole`). */
+export interface SignedInConsole {
+  server: DroverProcess;
+  browser: TestBrowser;
+  /** The key the browser signed in with. */
+  key: string;
+  /** Closes the browser and stops the server; resolves to the server's exit code. */
+  close(): Promise<number | null>;
+}
+
+/** Spawns `drover server` on the engine's database and queues, makes a key named `keyName`, and signs a new Chromium in with it. */
+export async function openSignedInConsole(engine: EngineHarness, keyName: string): Promise<SignedInConsole> {
+  const key = (await new ApiKeyStore(engine.sql).create(keyName)).key;
+  const server = await spawnDrover(['server'], cliEnv({
+    DATABASE_URL: engine.databaseUrl, REDIS_URL: redisUrlFor(engine.kind), PORT: '0', DROVER_NAMESPACE: engine.namespace,
+  }));
+  let browser: TestBrowser | undefined;
+  try {
+    browser = await launchBrowser();
+    await signIn(browser.context, server.url, key);
+  } catch (error) {
+    await browser?.close();
+    await server.stop();
+    throw error;
+  }
+  const opened = browser;
+  return { server, browser: opened, key, async close() { await opened.close(); return server.stop(); } };
 }

@@ -41,3 +41,28 @@ export async function signIn(baseUrl: string, key: string, next?: string): Promi
   const session = setCookie.find((c) => c.startsWith('drover_session='));
   return { status: res.status, location: res.headers.get('location'), setCookie, cookie: session?.split(';')[0], text: res.text };
 }
+
+/** An open event stream (`/events…`): what it sent so far, and how to close it. */
+export interface EventStream {
+  res: Response;
+  text(): string;
+  /** Resolves once the stream ended (closed by either side). */
+  reading: Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Opens a server-sent event stream and collects what it sends until closed. */
+export async function openEventStream(url: string, headers: Record<string, string> = {}): Promise<EventStream> {
+  const abort = new AbortController();
+  const res = await fetch(url, { headers, signal: abort.signal });
+  let text = '';
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) text += decoder.decode(chunk);
+    } catch {
+      // aborted
+    }
+  })();
+  return { res, text: () => text, reading, close: async () => { abort.abort(); await reading; } };
+}
